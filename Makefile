@@ -1,0 +1,45 @@
+# Two commands for a new machine: `make run` and `make test`.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint typecheck pytest install worker bench clean
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and \
+		"Python 3.11 is required (found " + sys.version.split()[0] + "); set PYTHON=")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py load_demo
+	@echo "Serving http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/)"
+	$(BIN)/python -m uvicorn support_bot.asgi:application \
+		--host $(HOST) --port $(PORT) --ws-max-size 1048576 --no-access-log
+
+# A Celery worker, needed only when REDIS_URL is set (otherwise tasks run inline).
+worker: install
+	$(BIN)/celery -A support_bot worker --loglevel INFO --concurrency 2
+
+test: install lint typecheck pytest
+
+lint:
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck:
+	$(BIN)/mypy .
+
+pytest:
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) var staticfiles

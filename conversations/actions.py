@@ -1,0 +1,328 @@
+"""Every write to conversations goes through here.
+
+These functions are synchronous and open their own transactions; async callers
+run them through `support_bot.db.db_async`. Live events are sent only after the
+transaction commits, so no socket ever sees a message that was rolled back.
+"""
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from support_bot import live
+from support_bot.bot.embeddings import count_tokens
+
+from .models import Conversation, Feedback, Message, Visitor, hash_token
+
+logger = logging.getLogger(__name__)
+
+
+class ActionError(Exception):
+    """A request the caller must refuse; `code` is a protocol error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class VisitorSession:
+    visitor: Visitor
+    token: str
+    conversation: Conversation | None
+    is_new: bool
+
+
+@dataclass(frozen=True)
+class PostedMessage:
+    message: Message
+    conversation: Conversation
+    created: bool
+    conversation_created: bool
+
+
+def open_visitor_session(token: str | None) -> VisitorSession:
+    """The visitor behind `token`, or a new visitor when it matches nobody."""
+    if token:
+        visitor = Visitor.objects.filter(token_hash=hash_token(token)).first()
+        if visitor is not None:
+            Visitor.objects.filter(pk=visitor.pk).update(last_seen_at=timezone.now())
+            conversation = visitor.conversations.order_by("-created_at").first()
+            return VisitorSession(visitor, token, conversation, is_new=False)
+
+    token = Visitor.new_token()
+    visitor = Visitor.objects.create(token_hash=hash_token(token))
+    return VisitorSession(visitor, token, None, is_new=True)
+
+
+def _lock_conversation(conversation_id: Any) -> Conversation:
+    return Conversation.objects.select_for_update().get(pk=conversation_id)
+
+
+def _append(
+    conversation: Conversation,
+    role: str,
+    text: str,
+    *,
+    client_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Message:
+    """Store a message under the lock the caller holds on `conversation`.
+
+    Precondition: inside transaction.atomic() with `conversation` locked by
+    `_lock_conversation`, which is what keeps `seq` gap-free.
+    """
+    conversation.last_seq += 1
+    message = Message.objects.create(
+        conversation=conversation,
+        seq=conversation.last_seq,
+        role=role,
+        text=text,
+        client_id=client_id,
+        token_count=count_tokens(text),
+        metadata=metadata or {},
+    )
+    conversation.memory_tokens += message.token_count
+    conversation.save(update_fields=["last_seq", "memory_tokens", "updated_at"])
+    live.send_after_commit(
+        live.conversation_group(conversation.id),
+        {"type": "conversation.message", "frame": message.as_frame()},
+    )
+    _fold_memory_when_over_budget(conversation)
+    return message
+
+
+def _fold_memory_when_over_budget(conversation: Conversation) -> None:
+    from support_bot.bot.memory import unsummarized_tokens_over_budget
+
+    if unsummarized_tokens_over_budget(conversation):
+        from .tasks import summarize_conversation_task
+
+        conversation_id = str(conversation.id)
+        transaction.on_commit(
+            lambda: summarize_conversation_task.delay(conversation_id)
+        )
+
+
+def post_customer_message(visitor: Visitor, client_id: str, text: str) -> PostedMessage:
+    """Store a customer message once per `client_id`.
+
+    The visitor's latest conversation takes the message; a closed one is
+    reopened with the bot, keeping its history. With no conversation yet, one
+    is started.
+    """
+    with transaction.atomic():
+        conversation = (
+            Conversation.objects.select_for_update()
+            .filter(visitor=visitor)
+            .order_by("-created_at")
+            .first()
+        )
+        conversation_created = conversation is None
+        if conversation is None:
+            conversation = Conversation.objects.create(visitor=visitor)
+            live.send_after_commit(
+                live.visitor_group(visitor.id),
+                {"type": "visitor.conversation", "conversation": str(conversation.id)},
+            )
+
+        existing = Message.objects.filter(
+            conversation=conversation, client_id=client_id
+        ).first()
+        if existing is not None:
+            return PostedMessage(existing, conversation, False, False)
+
+        if conversation.status == Conversation.Status.CLOSED:
+            set_status(conversation, Conversation.Status.BOT, reason="reopened")
+
+        message = _append(
+            conversation, Message.Role.CUSTOMER, text, client_id=client_id
+        )
+    return PostedMessage(message, conversation, True, conversation_created)
+
+
+def post_customer_message_once(
+    visitor: Visitor, client_id: str, text: str
+) -> PostedMessage:
+    """`post_customer_message`, tolerating a race between two sockets.
+
+    Two tabs retrying the same outbox entry at once can both pass the
+    duplicate check; the unique constraint stops the second, which then reads
+    the first's row.
+    """
+    try:
+        return post_customer_message(visitor, client_id, text)
+    except IntegrityError:
+        message = Message.objects.select_related("conversation").get(
+            conversation__visitor=visitor, client_id=client_id
+        )
+        return PostedMessage(message, message.conversation, False, False)
+
+
+def set_status(conversation: Conversation, status: str, *, reason: str = "") -> None:
+    """Change who owns a conversation. Precondition: the row is locked."""
+    if conversation.status == status:
+        return
+    conversation.status = status
+    conversation.save(update_fields=["status", "updated_at"])
+    live.send_after_commit(
+        live.conversation_group(conversation.id),
+        {
+            "type": "conversation.status",
+            "frame": {
+                "type": "status",
+                "conversation": str(conversation.id),
+                "status": status,
+                "reason": reason or None,
+                "agent": None,
+            },
+        },
+    )
+
+
+def store_bot_reply(
+    conversation_id: Any,
+    text: str,
+    metadata: dict[str, Any],
+    *,
+    escalate_reason: str | None = None,
+    escalate_detail: str = "",
+) -> Message:
+    """Store the bot's one reply to a customer message, complete or interrupted.
+
+    With `escalate_reason`, the conversation is handed to people in the same
+    transaction, so the customer never sees the apology without the handover.
+    """
+    from escalation.actions import escalate_locked
+
+    metadata = {"author": {"name": settings.BOT_NAME}, **metadata}
+    with transaction.atomic():
+        conversation = _lock_conversation(conversation_id)
+        message = _append(conversation, Message.Role.BOT, text, metadata=metadata)
+        if escalate_reason:
+            escalate_locked(
+                conversation,
+                escalate_reason,
+                detail=escalate_detail,
+                confidence=metadata.get("confidence"),
+            )
+    return message
+
+
+def append_system_message(conversation: Conversation, text: str) -> Message:
+    """A notice from the product itself. Precondition: the row is locked."""
+    return _append(conversation, Message.Role.SYSTEM, text)
+
+
+def request_human(visitor: Visitor) -> Conversation:
+    """The customer asked for a person."""
+    from escalation.actions import escalate_locked
+    from escalation.models import Escalation
+
+    with transaction.atomic():
+        conversation = (
+            Conversation.objects.select_for_update()
+            .filter(visitor=visitor)
+            .order_by("-created_at")
+            .first()
+        )
+        if conversation is None:
+            conversation = Conversation.objects.create(visitor=visitor)
+            live.send_after_commit(
+                live.visitor_group(visitor.id),
+                {"type": "visitor.conversation", "conversation": str(conversation.id)},
+            )
+        if conversation.status in (
+            Conversation.Status.WAITING,
+            Conversation.Status.HUMAN,
+        ):
+            return conversation
+        escalate_locked(conversation, Escalation.Reason.CUSTOMER_REQUEST)
+    return conversation
+
+
+def record_feedback(visitor: Visitor, seq: int, rating: str) -> Feedback:
+    message = (
+        Message.objects.filter(
+            conversation__visitor=visitor, seq=seq, role=Message.Role.BOT
+        )
+        .order_by("-conversation__created_at")
+        .first()
+    )
+    if message is None:
+        raise ActionError("not_found", "There is no bot answer with that number.")
+    feedback, _ = Feedback.objects.update_or_create(
+        message=message, defaults={"rating": rating}
+    )
+    logger.info(
+        "Feedback %s on message %s",
+        rating,
+        message.pk,
+        extra={"conversation_id": str(message.conversation_id)},
+    )
+    return feedback
+
+
+def fold_memory(
+    conversation_id: Any, summary: str, until_seq: int, tokens: int
+) -> bool:
+    """Replace turns up to `until_seq` by `summary` in the conversation's memory.
+
+    Returns False, changing nothing, when another fold got there first.
+    """
+    with transaction.atomic():
+        conversation = _lock_conversation(conversation_id)
+        if conversation.summary_until_seq >= until_seq:
+            return False
+        conversation.summary = summary
+        conversation.summary_until_seq = until_seq
+        conversation.memory_tokens = max(conversation.memory_tokens - tokens, 0)
+        conversation.save(
+            update_fields=["summary", "summary_until_seq", "memory_tokens"]
+        )
+    return True
+
+
+def summarize_old_turns(conversation_id: Any) -> bool:
+    """Fold the turns that no longer fit the memory budget into the summary.
+
+    The model call happens outside any transaction; `fold_memory` then applies
+    the result only if no other fold moved the summary on meanwhile.
+    """
+    from asgiref.sync import async_to_sync
+
+    from support_bot.bot.engine import EngineError, Turn
+    from support_bot.bot.engines import get_engine
+    from support_bot.bot.memory import StoredTurn, split_for_folding
+
+    conversation = Conversation.objects.get(pk=conversation_id)
+    turns = [
+        StoredTurn(*row)
+        for row in conversation.messages.filter(seq__gt=conversation.summary_until_seq)
+        .order_by("seq")
+        .values_list("seq", "role", "text", "token_count")
+    ]
+    to_fold, _ = split_for_folding(turns, settings.MEMORY_TOKEN_BUDGET)
+    if not to_fold:
+        return False
+
+    try:
+        summary = async_to_sync(get_engine().summarize)(
+            conversation.summary, [Turn(t.role, t.text) for t in to_fold]
+        )
+    except EngineError as error:
+        # The prompt still fits its budget without the summary: the oldest
+        # turns are left out until a later fold succeeds.
+        logger.warning(
+            "Summary failed: %s",
+            error.kind,
+            extra={"conversation_id": str(conversation_id)},
+        )
+        return False
+    folded_tokens = sum(t.tokens for t in to_fold)
+    return fold_memory(conversation_id, summary, to_fold[-1].seq, folded_tokens)

@@ -1,0 +1,296 @@
+"""The widget's websocket: one socket per open widget (docs/protocol.md).
+
+The consumer parses frames and calls actions; it owns one piece of state of its
+own, `sent_seq`, the highest message seq this socket has delivered. Messages
+reach the socket through the channel layer, directly from the reply task, and
+through replay; `_deliver` sends each seq once and fills any gap from the
+database, so a live event lost on the way costs nothing.
+"""
+
+import asyncio
+import json
+import logging
+import math
+from collections import deque
+from typing import Any
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from support_bot import live
+from support_bot.db import db_async
+
+from . import actions, replies
+from .models import Conversation, Message, Visitor
+from .protocol import (
+    FrameError,
+    RateLimiter,
+    decode,
+    parse_after_seq,
+    parse_feedback,
+    parse_message,
+    parse_token,
+    parse_typing,
+)
+
+logger = logging.getLogger(__name__)
+
+REPLAY_PAGE = 200
+
+
+def messages_after(conversation_id: Any, after_seq: int, limit: int) -> list[Message]:
+    return list(
+        Message.objects.filter(
+            conversation_id=conversation_id, seq__gt=after_seq
+        ).order_by("seq")[:limit]
+    )
+
+
+def conversation_status(conversation_id: Any) -> tuple[str, int]:
+    conversation = Conversation.objects.only("status", "last_seq").get(
+        pk=conversation_id
+    )
+    return conversation.status, conversation.last_seq
+
+
+class WidgetConsumer(AsyncWebsocketConsumer):
+    visitor: Visitor | None = None
+    conversation_id: str | None = None
+    # None until the client has asked for replay: before that, live messages
+    # are left to the replay it will ask for.
+    sent_seq: int | None = None
+
+    async def connect(self) -> None:
+        self.deliver_lock = asyncio.Lock()
+        self.limiter = RateLimiter(
+            settings.WIDGET_RATE_BURST, settings.WIDGET_RATE_PER_SECOND
+        )
+        self.groups_joined: list[str] = []
+        # Streams this socket asked for; their layer copies are skipped. Bounded:
+        # a stream's last layer copies can trail its stored answer.
+        self.own_streams: deque[str] = deque(maxlen=16)
+        self.closed = False
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        self.closed = True
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None
+    ) -> None:
+        try:
+            frame = decode(text_data)
+            kind = frame["type"]
+            if self.visitor is None and kind != "hello":
+                raise FrameError("not_ready", "Send hello first.")
+            await getattr(self, f"on_{kind}")(frame)
+        except FrameError as error:
+            await self.send_json(error.as_frame())
+        except Exception:
+            logger.exception("Widget frame failed")
+            await self.send_json(
+                {
+                    "type": "error",
+                    "code": "server_error",
+                    "message": "Something went wrong on our side. Please try again.",
+                }
+            )
+
+    # --- client frames ------------------------------------------------------
+
+    async def on_hello(self, frame: dict[str, Any]) -> None:
+        if self.visitor is not None:
+            raise FrameError("invalid_frame", "hello was already sent.")
+        session = await db_async(actions.open_visitor_session)(parse_token(frame))
+        self.visitor = session.visitor
+        await self._join(live.visitor_group(session.visitor.id))
+        conversation = session.conversation
+        if conversation is not None:
+            await self._join_conversation(conversation.id)
+        await self.send_json(
+            {
+                "type": "welcome",
+                "token": session.token,
+                "conversation": str(conversation.id) if conversation else None,
+                "status": conversation.status if conversation else "bot",
+                "last_seq": conversation.last_seq if conversation else 0,
+                "bot": {"name": settings.BOT_NAME, "greeting": settings.BOT_GREETING},
+                "limits": {"max_message_chars": settings.MAX_MESSAGE_CHARS},
+            }
+        )
+
+    async def on_resume(self, frame: dict[str, Any]) -> None:
+        after_seq = parse_after_seq(frame)
+        status, last_seq = Conversation.Status.BOT.value, 0
+        async with self.deliver_lock:
+            self.sent_seq = after_seq
+            if self.conversation_id is not None:
+                await self._send_stored_after(after_seq, replay=True)
+                status, last_seq = await db_async(conversation_status)(
+                    self.conversation_id
+                )
+        await self.send_json({"type": "resumed", "last_seq": last_seq})
+        await self.send_json(
+            {
+                "type": "status",
+                "conversation": str(self.conversation_id),
+                "status": status,
+                "reason": None,
+                "agent": None,
+            }
+        )
+
+    async def on_message(self, frame: dict[str, Any]) -> None:
+        incoming = parse_message(frame)
+        wait = self.limiter.take()
+        if wait:
+            raise FrameError(
+                "rate_limited",
+                "You're sending messages faster than we can read them. "
+                "Please wait a moment.",
+                client_id=incoming.client_id,
+                retry_after=math.ceil(wait),
+            )
+        assert self.visitor is not None
+        posted = await db_async(actions.post_customer_message_once)(
+            self.visitor, incoming.client_id, incoming.text
+        )
+        message = posted.message
+        if self.conversation_id != str(posted.conversation.id):
+            await self._join_conversation(posted.conversation.id)
+            if posted.conversation_created:
+                self.sent_seq = 0
+
+        await self.send_json(
+            {
+                "type": "ack",
+                "client_id": incoming.client_id,
+                "seq": message.seq,
+                "conversation": str(posted.conversation.id),
+                "duplicate": not posted.created,
+            }
+        )
+        await self._deliver(message.as_frame())
+        if posted.created:
+            replies.start_reply(posted.conversation.id, message.seq, self)
+
+    async def on_typing(self, frame: dict[str, Any]) -> None:
+        active = parse_typing(frame)
+        if self.conversation_id is None:
+            return
+        await live.asend(
+            live.conversation_group(self.conversation_id),
+            {
+                "type": "conversation.typing",
+                "frame": {"type": "typing", "role": "customer", "active": active},
+            },
+        )
+
+    async def on_feedback(self, frame: dict[str, Any]) -> None:
+        seq, rating = parse_feedback(frame)
+        assert self.visitor is not None
+        try:
+            await db_async(actions.record_feedback)(self.visitor, seq, rating)
+        except actions.ActionError as error:
+            raise FrameError(error.code, error.message) from None
+        await self.send_json({"type": "feedback.saved", "seq": seq, "rating": rating})
+
+    async def on_request_human(self, frame: dict[str, Any]) -> None:
+        assert self.visitor is not None
+        conversation = await db_async(actions.request_human)(self.visitor)
+        if self.conversation_id != str(conversation.id):
+            await self._join_conversation(conversation.id)
+            self.sent_seq = self.sent_seq or 0
+        await self.send_json(
+            {
+                "type": "status",
+                "conversation": str(conversation.id),
+                "status": conversation.status,
+                "reason": "customer_request",
+                "agent": None,
+            }
+        )
+        async with self.deliver_lock:
+            if self.sent_seq is not None:
+                await self._send_stored_after(self.sent_seq, replay=False)
+
+    # --- channel-layer events -----------------------------------------------
+
+    async def conversation_message(self, event: dict[str, Any]) -> None:
+        await self._deliver(event["frame"])
+
+    async def conversation_delta(self, event: dict[str, Any]) -> None:
+        # This socket's own answers arrive directly (reply_delta), in order.
+        if event["frame"]["stream"] not in self.own_streams:
+            await self.send_json(event["frame"])
+
+    async def conversation_typing(self, event: dict[str, Any]) -> None:
+        if event["frame"].get("role") != "customer":
+            await self.send_json(event["frame"])
+
+    async def conversation_status(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["frame"])
+
+    async def visitor_conversation(self, event: dict[str, Any]) -> None:
+        # Another tab of this visitor started the first conversation.
+        if self.conversation_id is None:
+            await self._join_conversation(event["conversation"])
+            async with self.deliver_lock:
+                if self.sent_seq is not None:
+                    await self._send_stored_after(self.sent_seq, replay=False)
+
+    # --- delivery -----------------------------------------------------------
+
+    async def reply_delta(self, frame: dict[str, Any]) -> None:
+        if frame["stream"] not in self.own_streams:
+            self.own_streams.append(frame["stream"])
+        await self.send_json(frame)
+
+    async def reply_stored(self, message: Message) -> None:
+        await self._deliver(message.as_frame())
+
+    async def _deliver(self, frame: dict[str, Any]) -> None:
+        """Send a stored message once, after any this socket has missed."""
+        async with self.deliver_lock:
+            if self.sent_seq is None or frame["conversation"] != self.conversation_id:
+                return
+            seq = frame["seq"]
+            if seq <= self.sent_seq:
+                return
+            if seq > self.sent_seq + 1:
+                await self._send_stored_after(self.sent_seq, replay=False)
+                if seq <= self.sent_seq:
+                    return
+            await self.send_json({**frame, "replay": False})
+            self.sent_seq = seq
+
+    async def _send_stored_after(self, after_seq: int, *, replay: bool) -> None:
+        """Precondition: `deliver_lock` is held."""
+        while True:
+            page = await db_async(messages_after)(
+                self.conversation_id, after_seq, REPLAY_PAGE
+            )
+            for message in page:
+                await self.send_json({**message.as_frame(), "replay": replay})
+                after_seq = self.sent_seq = message.seq
+            if len(page) < REPLAY_PAGE:
+                return
+
+    async def _join_conversation(self, conversation_id: Any) -> None:
+        self.conversation_id = str(conversation_id)
+        await self._join(live.conversation_group(conversation_id))
+
+    async def _join(self, group: str) -> None:
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.groups_joined.append(group)
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        if self.closed:
+            return
+        await self.send(text_data=_dumps(content))
+
+
+def _dumps(content: dict[str, Any]) -> str:
+    return json.dumps(content, ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,136 @@
+"""Parsing and checking client frames of the widget protocol (docs/protocol.md).
+
+Every way a frame can be wrong ends in `FrameError` with a protocol error code
+and a sentence a person can read; nothing is stored from a rejected frame.
+"""
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+MAX_FRAME_BYTES = 64 * 1024
+CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+CLIENT_TYPES = {"hello", "resume", "message", "typing", "feedback", "request_human"}
+
+
+class FrameError(Exception):
+    def __init__(self, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+    def as_frame(self) -> dict[str, Any]:
+        return {
+            "type": "error",
+            "code": self.code,
+            "message": self.message,
+            **self.extra,
+        }
+
+
+def decode(text: str | None) -> dict[str, Any]:
+    """The frame as a dict with a known `type`."""
+    if text is None:
+        raise FrameError("bad_json", "Frames must be JSON text, not binary.")
+    if len(text.encode()) > MAX_FRAME_BYTES:
+        raise FrameError("frame_too_large", "That frame is too large to process.")
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        raise FrameError("bad_json", "That frame is not valid JSON.") from None
+    if not isinstance(frame, dict):
+        raise FrameError("bad_json", "A frame must be a JSON object.")
+    if frame.get("type") not in CLIENT_TYPES:
+        raise FrameError("unknown_type", "That frame type is not part of the protocol.")
+    return frame
+
+
+@dataclass(frozen=True)
+class CustomerMessage:
+    client_id: str
+    text: str
+
+
+def parse_message(frame: dict[str, Any]) -> CustomerMessage:
+    client_id = frame.get("client_id")
+    if not isinstance(client_id, str) or not CLIENT_ID.fullmatch(client_id):
+        raise FrameError(
+            "invalid_frame",
+            "A message needs a client_id of 1 to 64 letters, digits, - or _.",
+        )
+    text = frame.get("text")
+    if not isinstance(text, str):
+        raise FrameError(
+            "invalid_frame", "A message needs its text.", client_id=client_id
+        )
+    text = text.strip()
+    limit = settings.MAX_MESSAGE_CHARS
+    if len(text) > limit:
+        raise FrameError(
+            "message_too_long",
+            f"Messages can be at most {limit} characters long.",
+            client_id=client_id,
+        )
+    if not text:
+        raise FrameError("empty_message", "That message is empty.", client_id=client_id)
+    # NUL cannot be stored in PostgreSQL text; nobody types one on purpose.
+    return CustomerMessage(client_id, text.replace("\x00", ""))
+
+
+def parse_token(frame: dict[str, Any]) -> str | None:
+    token = frame.get("token")
+    if token is not None and not isinstance(token, str):
+        raise FrameError("invalid_frame", "The token must be a string or null.")
+    return token[:128] if token else None
+
+
+def parse_after_seq(frame: dict[str, Any]) -> int:
+    return _non_negative_int(frame, "after_seq", "resume needs after_seq, 0 or more.")
+
+
+def parse_feedback(frame: dict[str, Any]) -> tuple[int, str]:
+    seq = _non_negative_int(frame, "seq", "feedback needs the seq of a bot message.")
+    rating = frame.get("rating")
+    if rating not in ("up", "down"):
+        raise FrameError("invalid_frame", 'The rating must be "up" or "down".')
+    return seq, rating
+
+
+def parse_typing(frame: dict[str, Any]) -> bool:
+    active = frame.get("active")
+    if not isinstance(active, bool):
+        raise FrameError("invalid_frame", "typing needs active, true or false.")
+    return active
+
+
+def _non_negative_int(frame: dict[str, Any], key: str, message: str) -> int:
+    value = frame.get(key)
+    # bool is an int in Python; true is not a sequence number.
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise FrameError("invalid_frame", message)
+    return value
+
+
+class RateLimiter:
+    """A token bucket: `burst` messages at once, refilled at `rate` a second."""
+
+    def __init__(self, burst: int, rate: float) -> None:
+        self.burst = burst
+        self.rate = rate
+        self.tokens = float(burst)
+        self.updated = time.monotonic()
+
+    def take(self) -> float:
+        """0 when allowed (one token used), else seconds until the next token."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate

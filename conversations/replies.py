@@ -1,0 +1,302 @@
+"""The bot's answer to one customer message, from retrieval to the stored reply.
+
+Runs as an asyncio task in the web process that received the message, so the
+answer can stream to the sockets of the conversation. The task is not tied to
+the socket: a customer who reloads mid-answer finds the stored answer on
+return.
+"""
+
+import asyncio
+import logging
+import secrets
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from django.conf import settings
+
+from escalation.models import Escalation
+from knowledge import index as knowledge_index
+from support_bot import live
+from support_bot.bot.engine import (
+    BotRequest,
+    Completed,
+    EngineError,
+    RetrievedArticle,
+    TextDelta,
+    Turn,
+)
+from support_bot.bot.engines import get_engine
+from support_bot.bot.memory import MAX_RECENT_MESSAGES, StoredTurn, select_recent
+from support_bot.db import db_async
+
+from . import actions
+from .models import Conversation, Message
+
+logger = logging.getLogger(__name__)
+
+APOLOGY = (
+    "I'm sorry, I couldn't finish my answer just now. I've asked a person from "
+    "our support team to take over; they'll reply here."
+)
+
+
+class Listener(Protocol):
+    """The socket that asked: it gets the answer directly, in order.
+
+    Other sockets of the conversation get the same frames through the channel
+    layer; the direct path keeps the asking socket's stream in order and does
+    not depend on the layer.
+    """
+
+    async def reply_delta(self, frame: dict[str, Any]) -> None: ...
+
+    async def reply_stored(self, message: Message) -> None: ...
+
+
+@dataclass(frozen=True)
+class ReplyContext:
+    conversation_id: Any
+    question: str
+    question_seq: int
+    previous_question: str | None
+    history: list[Turn]
+    summary: str
+    index_version: knowledge_index.Version
+
+
+def load_reply_context(conversation_id: Any, question_seq: int) -> ReplyContext | None:
+    """What the bot needs to answer, or None when it must not answer.
+
+    The bot stays silent when a person owns the conversation or is awaited, and
+    when the customer has written again since: the newer message is answered
+    instead, with this one in its memory.
+    """
+    conversation = Conversation.objects.get(pk=conversation_id)
+    if conversation.status != Conversation.Status.BOT:
+        return None
+
+    rows = [
+        StoredTurn(*row)
+        for row in Message.objects.filter(
+            conversation_id=conversation_id, seq__gt=conversation.summary_until_seq
+        )
+        .order_by("-seq")
+        .values_list("seq", "role", "text", "token_count")[:MAX_RECENT_MESSAGES]
+    ]
+    question = next((t for t in rows if t.seq == question_seq), None)
+    newer_customer = any(t.seq > question_seq and t.role == "customer" for t in rows)
+    if question is None or newer_customer:
+        return None
+
+    earlier = [t for t in rows if t.seq != question_seq]
+    previous_question = next((t.text for t in earlier if t.role == "customer"), None)
+    return ReplyContext(
+        conversation_id=conversation_id,
+        question=question.text,
+        question_seq=question_seq,
+        previous_question=previous_question,
+        history=select_recent(earlier, settings.MEMORY_TOKEN_BUDGET),
+        summary=conversation.summary,
+        index_version=knowledge_index.current_version(),
+    )
+
+
+def _retrieve(ctx: ReplyContext) -> list[RetrievedArticle]:
+    hits, docs = knowledge_index.search(
+        ctx.index_version,
+        ctx.question,
+        k=settings.RETRIEVAL_TOP_K,
+        context=ctx.previous_question,
+    )
+    return [
+        RetrievedArticle(h.article_id, h.title, docs[h.article_id].body, h.score)
+        for h in hits
+        if h.score >= settings.RETRIEVAL_MIN_SCORE
+    ]
+
+
+# One answer at a time per conversation in this process, so a quick second
+# question is answered after the first, with the first answer in its memory.
+_conversation_locks: "weakref.WeakValueDictionary[Any, asyncio.Lock]" = (
+    weakref.WeakValueDictionary()
+)
+_running: set["asyncio.Task[None]"] = set()
+
+
+def start_reply(conversation_id: Any, question_seq: int, listener: Listener) -> None:
+    """Answer in the background, streaming to `listener` and the conversation."""
+    task = asyncio.create_task(answer(conversation_id, question_seq, listener))
+    _running.add(task)
+    task.add_done_callback(_running.discard)
+
+
+async def answer(
+    conversation_id: Any, question_seq: int, listener: Listener | None = None
+) -> Message | None:
+    lock = _conversation_locks.setdefault(conversation_id, asyncio.Lock())
+    async with lock:
+        try:
+            reply = await _answer(conversation_id, question_seq, listener)
+        except Exception:
+            logger.exception(
+                "Answering failed",
+                extra={"conversation_id": str(conversation_id)},
+            )
+            reply = await db_async(actions.store_bot_reply)(
+                conversation_id,
+                APOLOGY,
+                {"reply_to": question_seq, "interrupted": True, "error": "internal"},
+                escalate_reason=Escalation.Reason.LLM_ERROR,
+                escalate_detail="internal error",
+            )
+    if reply is not None and listener is not None:
+        await listener.reply_stored(reply)
+    return reply
+
+
+async def _answer(
+    conversation_id: Any, question_seq: int, listener: Listener | None
+) -> Message | None:
+    ctx = await db_async(load_reply_context)(conversation_id, question_seq)
+    if ctx is None:
+        return None
+
+    started = time.monotonic()
+    group = live.conversation_group(conversation_id)
+    stream_id = secrets.token_hex(6)
+    await live.asend(group, _typing_event(True))
+    articles = await asyncio.to_thread(_retrieve, ctx)
+    request = BotRequest(
+        question=ctx.question,
+        history=ctx.history,
+        summary=ctx.summary,
+        articles=articles,
+        bot_name=settings.BOT_NAME,
+    )
+
+    engine = get_engine()
+    index = 0
+    first_delta_at: float | None = None
+    completed: Completed | None = None
+    streamed: list[str] = []
+    try:
+        async for event in engine.stream(request):
+            if isinstance(event, TextDelta):
+                if first_delta_at is None:
+                    first_delta_at = time.monotonic()
+                streamed.append(event.text)
+                delta = _delta_event(stream_id, question_seq, index, event.text)
+                if listener is not None:
+                    await listener.reply_delta(delta["frame"])
+                await live.asend(group, delta)
+                index += 1
+            else:
+                completed = event
+        if completed is None:
+            raise EngineError("stream_cut", "the engine ended without an answer")
+    except EngineError as error:
+        return await _store_failure(ctx, stream_id, error, "".join(streamed), started)
+    finally:
+        await live.asend(group, _typing_event(False))
+
+    return await _store_answer(
+        ctx, stream_id, completed, articles, started, first_delta_at
+    )
+
+
+async def _store_answer(
+    ctx: ReplyContext,
+    stream_id: str,
+    completed: Completed,
+    articles: list[RetrievedArticle],
+    started: float,
+    first_delta_at: float | None,
+) -> Message:
+    titles = {a.id: a.title for a in articles}
+    now = time.monotonic()
+    metadata = {
+        "reply_to": ctx.question_seq,
+        "stream": stream_id,
+        "sources": [
+            {"id": i, "title": titles[i]} for i in completed.sources if i in titles
+        ],
+        "retrieval": [{"id": a.id, "score": round(a.score, 4)} for a in articles],
+        "answered": completed.answered,
+        "model": completed.model,
+        "prompt_tokens": completed.prompt_tokens,
+        "completion_tokens": completed.completion_tokens,
+        "finish_reason": completed.finish_reason,
+        "latency_ms": round((now - started) * 1000),
+        "first_delta_ms": round(((first_delta_at or now) - started) * 1000),
+    }
+    logger.info(
+        "Bot answered (%s, %d sources)",
+        completed.model,
+        len(metadata["sources"]),
+        extra={"conversation_id": str(ctx.conversation_id)},
+    )
+    return await db_async(actions.store_bot_reply)(
+        ctx.conversation_id, completed.text, metadata
+    )
+
+
+async def _store_failure(
+    ctx: ReplyContext, stream_id: str, error: EngineError, partial: str, started: float
+) -> Message:
+    # The partial text is kept for the agent who takes over, never shown as an
+    # answer: the customer sees one message, the apology.
+    logger.warning(
+        "LLM answer failed: %s",
+        error.kind,
+        extra={"conversation_id": str(ctx.conversation_id), "kind": error.kind},
+    )
+    metadata = {
+        "reply_to": ctx.question_seq,
+        "stream": stream_id,
+        "interrupted": True,
+        "error": error.kind,
+        "partial_text": partial,
+        "latency_ms": round((time.monotonic() - started) * 1000),
+    }
+    return await db_async(actions.store_bot_reply)(
+        ctx.conversation_id,
+        APOLOGY,
+        metadata,
+        escalate_reason=Escalation.Reason.LLM_ERROR,
+        escalate_detail=error.kind,
+    )
+
+
+def _typing_event(active: bool) -> dict[str, Any]:
+    return {
+        "type": "conversation.typing",
+        "frame": {
+            "type": "typing",
+            "role": "bot",
+            "name": settings.BOT_NAME,
+            "active": active,
+        },
+    }
+
+
+def _delta_event(
+    stream_id: str, reply_to: int, index: int, text: str
+) -> dict[str, Any]:
+    return {
+        "type": "conversation.delta",
+        "frame": {
+            "type": "bot.delta",
+            "stream": stream_id,
+            "reply_to": reply_to,
+            "index": index,
+            "text": text,
+        },
+    }
+
+
+async def drain() -> None:
+    """Wait for the answers this process is still writing (shutdown, tests)."""
+    while _running:
+        await asyncio.gather(*list(_running), return_exceptions=True)

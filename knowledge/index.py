@@ -1,0 +1,65 @@
+"""The process-wide retrieval index over active knowledge articles.
+
+Built on first use and rebuilt when the articles change. Whether they changed
+is read by the caller in the same database round trip as the rest of its work
+(`version_query`), so an answer costs no extra query.
+"""
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, Max
+
+from support_bot.bot.retrieval import ArticleDoc, ArticleIndex, Hit
+
+from .models import Article
+
+Version = tuple[int, str]
+
+
+@dataclass(frozen=True)
+class _Built:
+    version: Version
+    index: ArticleIndex
+    docs: dict[int, ArticleDoc]
+
+
+_built: _Built | None = None
+_lock = threading.Lock()
+
+
+def current_version() -> Version:
+    agg: dict[str, Any] = Article.objects.filter(is_active=True).aggregate(
+        count=Count("id"), latest=Max("updated_at")
+    )
+    latest = agg["latest"].isoformat() if agg["latest"] else ""
+    return (agg["count"], latest)
+
+
+def _load_docs() -> list[ArticleDoc]:
+    return [
+        ArticleDoc(a.id, a.title, a.body, tuple(a.questions))
+        for a in Article.objects.filter(is_active=True).order_by("id")
+    ]
+
+
+def get_index(version: Version) -> tuple[ArticleIndex, dict[int, ArticleDoc]]:
+    """The index for `version`, building it (sync, CPU and DB) when stale."""
+    global _built
+    built = _built
+    if built is not None and built.version == version:
+        return built.index, built.docs
+    with _lock:
+        if _built is not None and _built.version == version:
+            return _built.index, _built.docs
+        docs = _load_docs()
+        _built = _Built(version, ArticleIndex.build(docs), {d.id: d for d in docs})
+        return _built.index, _built.docs
+
+
+def search(
+    version: Version, query: str, k: int, context: str | None = None
+) -> tuple[list[Hit], dict[int, ArticleDoc]]:
+    index, docs = get_index(version)
+    return index.search(query, k=k, context=context), docs

@@ -1,0 +1,83 @@
+"""Load the demo bank's knowledge base and create demo logins.
+
+Safe to run again: articles are matched by title and updated, existing users
+keep their passwords.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from knowledge.models import Article
+
+KB_FILE = Path(__file__).resolve().parents[2] / "demo" / "bank_kb.json"
+AGENTS_GROUP = "Support agents"
+DEMO_LOGINS = [
+    # (username, password, is_superuser, display name)
+    ("admin", "admin-demo-2026", True, "Admin"),
+    ("dana", "dana-demo-2026", False, "Dana"),
+]
+
+
+class Command(BaseCommand):
+    help = "Load the Kestrel Bank demo knowledge base and demo logins."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--no-users", action="store_true", help="Load articles only."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        created, updated = load_articles(KB_FILE)
+        self.stdout.write(
+            f"Knowledge base: {created} articles added, {updated} updated."
+        )
+        if options["no_users"]:
+            return
+        if not settings.DEBUG:
+            raise CommandError(
+                "Demo logins have public passwords; they are only created with "
+                "DEBUG on. Use createsuperuser in production, or --no-users."
+            )
+        self.stdout.write("Demo logins (http://127.0.0.1:8000/admin/):")
+        for username, password, is_superuser, name in DEMO_LOGINS:
+            user_created = ensure_user(username, password, is_superuser, name)
+            note = "" if user_created else " (existing user, password unchanged)"
+            self.stdout.write(f"  {username} / {password}{note}")
+
+
+@transaction.atomic
+def load_articles(path: Path) -> tuple[int, int]:
+    entries = json.loads(path.read_text(encoding="utf-8"))
+    created = updated = 0
+    for entry in entries:
+        _, was_created = Article.objects.update_or_create(
+            title=entry["title"],
+            defaults={
+                "body": entry["body"],
+                "example_questions": "\n".join(entry["example_questions"]),
+                "is_active": True,
+            },
+        )
+        created += was_created
+        updated += not was_created
+    return created, updated
+
+
+def ensure_user(username: str, password: str, is_superuser: bool, name: str) -> bool:
+    user, created = User.objects.get_or_create(
+        username=username,
+        defaults={"first_name": name, "is_staff": True, "is_superuser": is_superuser},
+    )
+    if created:
+        user.set_password(password)
+        user.save()
+    if not is_superuser:
+        group, _ = Group.objects.get_or_create(name=AGENTS_GROUP)
+        user.groups.add(group)
+    return created

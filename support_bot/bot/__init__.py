@@ -1,0 +1,1 @@
+"""The bot engine: retrieval, memory, prompts, and the answering models."""

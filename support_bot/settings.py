@@ -1,0 +1,232 @@
+"""Settings, all read from the environment.
+
+Map of what changes with the environment (every variable is in .env.example):
+
+- Nothing set: SQLite in var/, the in-memory channel layer, Celery tasks run
+  inline in the web process, the offline knowledge-base responder. One machine,
+  one process: what `make run` uses.
+- DATABASE_URL: PostgreSQL (or any database Django supports).
+- REDIS_URL: the channel layer moves to Redis (pub/sub) so several web processes
+  share live events, and Celery sends tasks to workers through a second Redis
+  database on the same server (CELERY_BROKER_URL overrides it).
+- OPENAI_API_KEY / OPENAI_BASE_URL / LLM_MODEL: answers come from that
+  OpenAI-compatible model instead of the offline responder.
+"""
+
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import django_stubs_ext
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+# Lets admin and other generic classes take type parameters at run time.
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=True)
+_DEV_SECRET = "dev-only-secret-key-do-not-use-in-production"
+SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "conversations",
+    "knowledge",
+    "escalation",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "support_bot.urls"
+ASGI_APPLICATION = "support_bot.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------
+
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+}
+_db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    # WAL lets readers run beside the writer; IMMEDIATE takes the write lock at
+    # BEGIN so concurrent writers wait (up to the timeout) instead of failing
+    # halfway through a transaction.
+    _db["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # A file, not memory, so the test database is shared by the threads that
+    # serve async code.
+    _db["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+else:
+    _db.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    _db["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Threads that run ORM work for async code (consumers, the bot). Django's
+# default funnels every such query through one thread.
+DB_THREADS = env.int("DB_THREADS", default=8)
+
+# --- Redis: channel layer and Celery ------------------------------------------
+
+
+def _redis_db(url: str, db: int) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    # The pub/sub layer: the default Redis layer drops messages under load on its
+    # defaults (see docs/performance.md). Delivery never rests on the layer
+    # alone: clients replay from stored sequence numbers.
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=_redis_db(REDIS_URL, 1))
+    CELERY_TASK_ALWAYS_EAGER = False
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
+    CELERY_TASK_ALWAYS_EAGER = True
+
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- The bot ----------------------------------------------------------------
+
+BOT_NAME = env.str("BOT_NAME", default="Kestrel Assistant")
+BOT_GREETING = env.str(
+    "BOT_GREETING",
+    default="Hi! I'm the Kestrel Bank assistant. Ask me about cards, transfers, "
+    "top-ups or your account.",
+)
+BOT_INSTRUCTIONS = env.str(
+    "BOT_INSTRUCTIONS",
+    default="You are {name}, the customer-support assistant of Kestrel Bank, a "
+    "digital bank. Be friendly, brief and exact.",
+)
+OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
+OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="") or None
+LLM_MODEL = env.str("LLM_MODEL", default="gpt-4o-mini")
+LLM_TIMEOUT = env.float("LLM_TIMEOUT", default=20.0)
+LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=1)
+LLM_MAX_TOKENS = env.int("LLM_MAX_TOKENS", default=400)
+LLM_TEMPERATURE = env.float("LLM_TEMPERATURE", default=0.2)
+
+# Tokens of recent turns kept word for word; older turns are folded into a
+# running summary by a Celery task.
+MEMORY_TOKEN_BUDGET = env.int("MEMORY_TOKEN_BUDGET", default=1200)
+RETRIEVAL_TOP_K = env.int("RETRIEVAL_TOP_K", default=3)
+# Below this similarity an article is not offered as an answer.
+RETRIEVAL_MIN_SCORE = env.float("RETRIEVAL_MIN_SCORE", default=0.5)
+OFFLINE_STREAM_DELAY_MS = env.int("OFFLINE_STREAM_DELAY_MS", default=25)
+
+# --- The widget -------------------------------------------------------------
+
+WIDGET_ALLOWED_ORIGINS = env.list(
+    "WIDGET_ALLOWED_ORIGINS",
+    default=["http://127.0.0.1:8000", "http://localhost:8000"],
+)
+MAX_MESSAGE_CHARS = env.int("MAX_MESSAGE_CHARS", default=4000)
+# A burst of this many customer messages is allowed, refilled at this rate.
+WIDGET_RATE_BURST = env.int("WIDGET_RATE_BURST", default=8)
+WIDGET_RATE_PER_SECOND = env.float("WIDGET_RATE_PER_SECOND", default=0.5)
+
+for _name in ("LLM_TIMEOUT", "MEMORY_TOKEN_BUDGET", "MAX_MESSAGE_CHARS", "DB_THREADS"):
+    if globals()[_name] <= 0:
+        raise ImproperlyConfigured(f"{_name} must be greater than zero.")
+
+# --- The rest of Django -----------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+# The widget script is loaded by other sites.
+WHITENOISE_ALLOW_ALL_ORIGINS = True
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "support_bot": {"level": LOG_LEVEL},
+        "conversations": {"level": LOG_LEVEL},
+        "escalation": {"level": LOG_LEVEL},
+        "knowledge": {"level": LOG_LEVEL},
+    },
+}

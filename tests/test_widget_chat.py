@@ -1,0 +1,98 @@
+"""A customer chats with the offline bot through the widget socket."""
+
+from typing import Any
+
+from conversations.models import Message
+from tests.widget import ask, new_client_id, receive_until, resume
+
+
+async def test_answer_streams_then_settles_with_its_sources(
+    connect: Any, kb: Any
+) -> None:
+    widget = await connect()
+    await resume(widget)
+
+    frames = await ask(widget, "My card hasn't arrived yet, when will it come?")
+
+    kinds = [f["type"] for f in frames]
+    assert kinds[0] == "ack"
+    deltas = [f for f in frames if f["type"] == "bot.delta"]
+    assert len(deltas) > 3, "the answer should stream word by word"
+    answer = frames[-1]
+    assert "".join(d["text"] for d in deltas) == answer["text"]
+    assert {d["stream"] for d in deltas} == {answer["stream"]}
+    assert answer["sources"] == [
+        {
+            "id": kb["How long does a new card take to arrive?"].id,
+            "title": "How long does a new card take to arrive?",
+        }
+    ]
+    assert "3 to 5 working days" in answer["text"]
+
+
+async def test_customer_message_is_stored_before_the_answer(
+    connect: Any, kb: Any
+) -> None:
+    widget = await connect()
+    await resume(widget)
+    client_id = new_client_id()
+
+    frames = await ask(widget, "How do I change my PIN?", client_id)
+
+    ack = frames[0]
+    assert ack == {
+        "type": "ack",
+        "client_id": client_id,
+        "seq": 1,
+        "conversation": ack["conversation"],
+        "duplicate": False,
+    }
+    stored = [
+        (m.seq, m.role, m.client_id)
+        async for m in Message.objects.filter(conversation_id=ack["conversation"])
+    ]
+    assert stored == [(1, "customer", client_id), (2, "bot", None)]
+    assert frames[-1]["reply_to"] == 1
+
+
+async def test_bot_says_plainly_when_it_has_no_answer(connect: Any, kb: Any) -> None:
+    widget = await connect()
+    await resume(widget)
+
+    frames = await ask(widget, "What's a good recipe for banana bread?")
+
+    answer = frames[-1]
+    assert answer["sources"] == []
+    assert "don't have an answer" in answer["text"]
+
+
+async def test_follow_up_question_is_understood_from_earlier_turns(
+    connect: Any, kb: Any
+) -> None:
+    widget = await connect()
+    await resume(widget)
+
+    await ask(widget, "I lost my card, how do I get a new one?")
+    frames = await ask(widget, "and how long does that take?")
+
+    titles = [s["title"] for s in frames[-1]["sources"]]
+    assert titles == ["How long does a new card take to arrive?"]
+
+
+async def test_a_second_tab_sees_the_conversation_live(connect: Any, kb: Any) -> None:
+    first = await connect()
+    await resume(first)
+    await ask(first, "How do I change my PIN?")
+    second = await connect(token=first.welcome["token"])
+    await resume(second)
+
+    await first.send_json_to(
+        {"type": "message", "client_id": new_client_id(), "text": "My card was stolen"}
+    )
+
+    seen = await receive_until(
+        second, lambda f: f["type"] == "message" and f["role"] == "bot"
+    )
+    texts = [f["text"] for f in seen if f["type"] == "message"]
+    assert texts[0] == "My card was stolen"
+    assert any(f["type"] == "bot.delta" for f in seen)
