@@ -210,6 +210,7 @@ def store_bot_reply(
                 escalate_reason,
                 detail=escalate_detail,
                 confidence=metadata.get("confidence"),
+                announce=False,
             )
     return message
 
@@ -311,10 +312,12 @@ def summarize_old_turns(conversation_id: Any) -> bool:
     if not to_fold:
         return False
 
+    async def summarize() -> str:
+        turns = [Turn(t.role, t.text) for t in to_fold]
+        return await get_engine().summarize(conversation.summary, turns)
+
     try:
-        summary = async_to_sync(get_engine().summarize)(
-            conversation.summary, [Turn(t.role, t.text) for t in to_fold]
-        )
+        summary = async_to_sync(summarize)()
     except EngineError as error:
         # The prompt still fits its budget without the summary: the oldest
         # turns are left out until a later fold succeeds.

@@ -59,6 +59,9 @@ class WidgetConsumer(AsyncWebsocketConsumer):
     # None until the client has asked for replay: before that, live messages
     # are left to the replay it will ask for.
     sent_seq: int | None = None
+    # Answers to questions before this seq were stored before this socket caught
+    # up; their streamed pieces can still trail on the layer and are dropped.
+    live_from_seq = 0
 
     async def connect(self) -> None:
         self.deliver_lock = asyncio.Lock()
@@ -69,6 +72,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         # Streams this socket asked for; their layer copies are skipped. Bounded:
         # a stream's last layer copies can trail its stored answer.
         self.own_streams: deque[str] = deque(maxlen=16)
+        self.settled_streams: deque[str] = deque(maxlen=16)
         self.closed = False
         await self.accept()
 
@@ -131,6 +135,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):
                 status, last_seq = await db_async(conversation_status)(
                     self.conversation_id
                 )
+                self.live_from_seq = last_seq
         await self.send_json({"type": "resumed", "last_seq": last_seq})
         await self.send_json(
             {
@@ -222,9 +227,15 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         await self._deliver(event["frame"])
 
     async def conversation_delta(self, event: dict[str, Any]) -> None:
-        # This socket's own answers arrive directly (reply_delta), in order.
-        if event["frame"]["stream"] not in self.own_streams:
-            await self.send_json(event["frame"])
+        # This socket's own answers arrive directly (reply_delta), in order; and
+        # a delta can trail its stored answer on the layer, never show it then.
+        frame = event["frame"]
+        if (
+            frame["stream"] not in self.own_streams
+            and frame["stream"] not in self.settled_streams
+            and frame["reply_to"] >= self.live_from_seq
+        ):
+            await self.send_json(frame)
 
     async def conversation_typing(self, event: dict[str, Any]) -> None:
         if event["frame"].get("role") != "customer":
@@ -263,8 +274,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):
                 await self._send_stored_after(self.sent_seq, replay=False)
                 if seq <= self.sent_seq:
                     return
-            await self.send_json({**frame, "replay": False})
-            self.sent_seq = seq
+            await self._send_message(frame, replay=False)
 
     async def _send_stored_after(self, after_seq: int, *, replay: bool) -> None:
         """Precondition: `deliver_lock` is held."""
@@ -273,10 +283,17 @@ class WidgetConsumer(AsyncWebsocketConsumer):
                 self.conversation_id, after_seq, REPLAY_PAGE
             )
             for message in page:
-                await self.send_json({**message.as_frame(), "replay": replay})
-                after_seq = self.sent_seq = message.seq
+                await self._send_message(message.as_frame(), replay=replay)
+                after_seq = message.seq
             if len(page) < REPLAY_PAGE:
                 return
+
+    async def _send_message(self, frame: dict[str, Any], *, replay: bool) -> None:
+        """Precondition: `deliver_lock` is held."""
+        if frame["stream"]:
+            self.settled_streams.append(frame["stream"])
+        await self.send_json({**frame, "replay": replay})
+        self.sent_seq = frame["seq"]
 
     async def _join_conversation(self, conversation_id: Any) -> None:
         self.conversation_id = str(conversation_id)

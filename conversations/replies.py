@@ -29,6 +29,7 @@ from support_bot.bot.engine import (
 )
 from support_bot.bot.engines import get_engine
 from support_bot.bot.memory import MAX_RECENT_MESSAGES, StoredTurn, select_recent
+from support_bot.bot.retrieval import ArticleDoc, ArticleIndex
 from support_bot.db import db_async
 
 from . import actions
@@ -103,12 +104,11 @@ def load_reply_context(conversation_id: Any, question_seq: int) -> ReplyContext 
     )
 
 
-def _retrieve(ctx: ReplyContext) -> list[RetrievedArticle]:
-    hits, docs = knowledge_index.search(
-        ctx.index_version,
-        ctx.question,
-        k=settings.RETRIEVAL_TOP_K,
-        context=ctx.previous_question,
+def _retrieve(
+    ctx: ReplyContext, index: ArticleIndex, docs: dict[int, ArticleDoc]
+) -> list[RetrievedArticle]:
+    hits = index.search(
+        ctx.question, k=settings.RETRIEVAL_TOP_K, context=ctx.previous_question
     )
     return [
         RetrievedArticle(h.article_id, h.title, docs[h.article_id].body, h.score)
@@ -167,7 +167,9 @@ async def _answer(
     group = live.conversation_group(conversation_id)
     stream_id = secrets.token_hex(6)
     await live.asend(group, _typing_event(True))
-    articles = await asyncio.to_thread(_retrieve, ctx)
+    # Rebuilding a stale index reads the articles, so it runs on the DB pool.
+    index, docs = await db_async(knowledge_index.get_index)(ctx.index_version)
+    articles = await asyncio.to_thread(_retrieve, ctx, index, docs)
     request = BotRequest(
         question=ctx.question,
         history=ctx.history,

@@ -26,8 +26,13 @@ def escalate_locked(
     *,
     detail: str = "",
     confidence: Any = None,
+    announce: bool = True,
 ) -> Escalation:
-    """Hand `conversation` to people. Precondition: its row is locked."""
+    """Hand `conversation` to people. Precondition: its row is locked.
+
+    `announce` adds a notice for the customer; callers whose own message
+    already says a person is coming pass False.
+    """
     escalation = Escalation.objects.create(
         conversation=conversation,
         reason=reason,
@@ -35,7 +40,8 @@ def escalate_locked(
         confidence=confidence if isinstance(confidence, int | float) else None,
     )
     set_status(conversation, Conversation.Status.WAITING, reason=reason)
-    append_system_message(conversation, WAITING_NOTICE)
+    if announce:
+        append_system_message(conversation, WAITING_NOTICE)
     logger.info(
         "Conversation escalated: %s",
         reason,

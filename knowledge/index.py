@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db.models import Count, Max
 
-from support_bot.bot.retrieval import ArticleDoc, ArticleIndex, Hit
+from support_bot.bot.retrieval import ArticleDoc, ArticleIndex
 
 from .models import Article
 
@@ -56,10 +56,3 @@ def get_index(version: Version) -> tuple[ArticleIndex, dict[int, ArticleDoc]]:
         docs = _load_docs()
         _built = _Built(version, ArticleIndex.build(docs), {d.id: d for d in docs})
         return _built.index, _built.docs
-
-
-def search(
-    version: Version, query: str, k: int, context: str | None = None
-) -> tuple[list[Hit], dict[int, ArticleDoc]]:
-    index, docs = get_index(version)
-    return index.search(query, k=k, context=context), docs

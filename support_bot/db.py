@@ -17,6 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from channels.db import DatabaseSyncToAsync
 from django.conf import settings
+from django.db import connections
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,3 +49,26 @@ def db_async(func: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
     run.__name__ = getattr(func, "__name__", "db_call")
     run.__doc__ = func.__doc__
     return run
+
+
+def close_pool() -> None:
+    """Close every pool thread's connections and stop the pool (tests, shutdown).
+
+    Connections live in each thread's local storage, so each thread must close
+    its own: the barrier makes every thread take exactly one closing call.
+    """
+    global _executor
+    with _lock:
+        executor, _executor = _executor, None
+    if executor is None:
+        return
+    workers = executor._max_workers
+    barrier = threading.Barrier(workers, timeout=10)
+
+    def close_here() -> None:
+        barrier.wait()
+        connections.close_all()
+
+    for future in [executor.submit(close_here) for _ in range(workers)]:
+        future.result()
+    executor.shutdown(wait=True)

@@ -11,16 +11,21 @@ from typing import Any
 
 import pytest
 import redis
+from asgiref.sync import sync_to_async
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
+from django.db import connections
 
 from conversations import replies
 from knowledge.models import Article
+from support_bot import db
 from support_bot.asgi import application
 from support_bot.celery import app as celery_app
 
 # TMP from tests.fake_llm import fake_llm
+
+pytest_plugins = ["tests.fake_llm"]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ORIGIN = "http://127.0.0.1:8000"
@@ -32,10 +37,11 @@ def require_service(name: str, reason: str) -> None:
     pytest.skip(f"{name} unavailable: {reason}")
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    engine = django_settings.DATABASES["default"]["ENGINE"]
-    if IN_CI and "postgresql" not in engine:
-        raise pytest.UsageError("CI must run against PostgreSQL (set DATABASE_URL).")
+# Connections opened by the database thread pool close after each call, so
+# none is left holding the test database when pytest drops it.
+django_settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+if IN_CI and "postgresql" not in django_settings.DATABASES["default"]["ENGINE"]:
+    raise pytest.UsageError("CI must run against PostgreSQL: set DATABASE_URL.")
 
 
 @pytest.fixture(autouse=True)
@@ -152,6 +158,10 @@ async def connect(transactional_db: None) -> AsyncIterator[Connect]:
     await replies.drain()
     for communicator in opened:
         await communicator.disconnect()
+    # The async ORM calls of the test itself ran on asgiref's shared thread.
+    await sync_to_async(connections.close_all)()
+    db.close_pool()
+
     for layer in list(channel_layers.backends.values()):
         flush = getattr(layer, "flush", None)
         if flush is not None:

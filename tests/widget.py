@@ -50,3 +50,16 @@ async def resume(
     # The status frame follows `resumed`.
     frames.append(await communicator.receive_json_from())
     return frames
+
+
+async def settle(communicator: WebsocketCommunicator) -> list[Frame]:
+    """Frames still arriving until the socket has been quiet for a moment."""
+    frames: list[Frame] = []
+    while not await communicator.receive_nothing(timeout=0.3):
+        frames.append(await communicator.receive_json_from())
+    return frames
+
+
+def stored_frames(frames: list[Frame]) -> list[Frame]:
+    """The frames that carry or confirm stored messages, not typing or status."""
+    return [f for f in frames if f["type"] in ("message", "ack", "bot.delta")]

@@ -1,6 +1,8 @@
 """Choosing the answering engine from settings."""
 
+import asyncio
 import functools
+import weakref
 
 from django.conf import settings
 
@@ -8,42 +10,45 @@ from .embeddings import count_tokens
 from .engine import BotEngine
 from .offline import OfflineEngine
 
+# The SDK client's connection pool belongs to the event loop that opened it, so
+# an LLM engine is kept per loop (and per configuration, for tests that change
+# settings). A loop that ends takes its engine with it.
+_per_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[object, ...], BotEngine]]" = weakref.WeakKeyDictionary()
+
 
 def get_engine() -> BotEngine:
-    return _engine_for(
+    """The engine for the current settings. Call it from async code."""
+    if not settings.OPENAI_API_KEY:
+        return _offline(settings.OFFLINE_STREAM_DELAY_MS)
+
+    config = (
         settings.OPENAI_API_KEY,
         settings.OPENAI_BASE_URL,
         settings.LLM_MODEL,
         settings.LLM_TIMEOUT,
         settings.LLM_MAX_RETRIES,
-        settings.OFFLINE_STREAM_DELAY_MS,
+        settings.LLM_MAX_TOKENS,
+        settings.LLM_TEMPERATURE,
+        settings.BOT_INSTRUCTIONS,
     )
+    engines = _per_loop.setdefault(asyncio.get_running_loop(), {})
+    if config not in engines:
+        from .openai_engine import OpenAIEngine
+
+        engines[config] = OpenAIEngine(
+            api_key=settings.OPENAI_API_KEY,
+            base_url=settings.OPENAI_BASE_URL,
+            model=settings.LLM_MODEL,
+            timeout=settings.LLM_TIMEOUT,
+            max_retries=settings.LLM_MAX_RETRIES,
+            max_tokens=settings.LLM_MAX_TOKENS,
+            temperature=settings.LLM_TEMPERATURE,
+            instructions=settings.BOT_INSTRUCTIONS.format(name=settings.BOT_NAME),
+            count_tokens=count_tokens,
+        )
+    return engines[config]
 
 
 @functools.cache
-def _engine_for(
-    api_key: str,
-    base_url: str | None,
-    model: str,
-    timeout: float,
-    max_retries: int,
-    offline_delay_ms: int,
-) -> BotEngine:
-    # Cached per configuration: the SDK client keeps a connection pool that is
-    # worth reusing, and tests that change settings get a fresh engine.
-    if not api_key:
-        return OfflineEngine(word_delay=offline_delay_ms / 1000)
-
-    from .openai_engine import OpenAIEngine
-
-    return OpenAIEngine(
-        api_key=api_key,
-        base_url=base_url,
-        model=model,
-        timeout=timeout,
-        max_retries=max_retries,
-        max_tokens=settings.LLM_MAX_TOKENS,
-        temperature=settings.LLM_TEMPERATURE,
-        instructions=settings.BOT_INSTRUCTIONS.format(name=settings.BOT_NAME),
-        count_tokens=count_tokens,
-    )
+def _offline(delay_ms: int) -> BotEngine:
+    return OfflineEngine(word_delay=delay_ms / 1000)

@@ -1,0 +1,335 @@
+"""The engine for OpenAI and any server that speaks its chat-completions API.
+
+That covers OpenAI itself, vLLM, Ollama, llama.cpp and most hosted gateways.
+The SDK does the retrying; this module bounds the whole call by one deadline
+and turns what went wrong into an `EngineError` kind the caller can act on.
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Protocol, cast
+
+import openai
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+
+from support_bot.bot.engine import (
+    BotRequest,
+    Completed,
+    EngineError,
+    ErrorKind,
+    StreamEvent,
+    TextDelta,
+    Turn,
+)
+from support_bot.bot.prompt import (
+    Message,
+    build_messages,
+    build_summary_messages,
+    parse_citations,
+)
+
+logger = logging.getLogger(__name__)
+
+# A dead host should fail fast enough to leave room for a retry in the budget.
+CONNECT_TIMEOUT = 5.0
+# Room for a summary of about 120 words, with slack for wordy tokenizers.
+SUMMARY_MAX_TOKENS = 300
+# The SDK refuses to start without a key; local servers ignore it.
+PLACEHOLDER_API_KEY = "no-key"
+
+ChunkStream = openai.AsyncStream[ChatCompletionChunk]
+
+
+class _HttpResponse(Protocol):
+    @property
+    def status_code(self) -> int: ...
+
+
+@dataclass
+class _Attempts:
+    """What the HTTP layer saw during one call, the SDK's retries included."""
+
+    count: int = 0
+    # Status of the latest answer; None while an attempt is in flight.
+    last_status: int | None = None
+
+
+# The SDK retries inside one `create()` call and reports nothing until it
+# gives up. HTTP event hooks run in the caller's task, so they find the call's
+# record here, even with many conversations sharing one client.
+_current_attempts: ContextVar[_Attempts | None] = ContextVar(
+    "current_attempts", default=None
+)
+
+
+@dataclass
+class _Reply:
+    """A streamed reply, accumulated chunk by chunk."""
+
+    model: str
+    parts: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    def absorb(self, chunk: ChatCompletionChunk) -> str:
+        """Record `chunk` and return the text it adds.
+
+        Servers differ in the details: the usage chunk may have an empty
+        `choices` list or come with the last text chunk, some send no usage at
+        all, and some leave out fields the schema calls required. The SDK does
+        not validate chunks, so missing fields are read with defaults here.
+        """
+        self.model = getattr(chunk, "model", None) or self.model
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            self.prompt_tokens = usage.prompt_tokens
+            self.completion_tokens = usage.completion_tokens
+
+        text = ""
+        for choice in getattr(chunk, "choices", None) or []:
+            if getattr(choice, "index", 0) != 0:
+                continue
+            delta = getattr(choice, "delta", None)
+            text += getattr(delta, "content", None) or ""
+            reason = getattr(choice, "finish_reason", None)
+            self.finish_reason = reason or self.finish_reason
+
+        if text:
+            self.parts.append(text)
+        return text
+
+
+class OpenAIEngine:
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str | None,
+        model: str,
+        timeout: float,
+        max_retries: int,
+        max_tokens: int,
+        temperature: float,
+        instructions: str,
+        count_tokens: Callable[[str], int],
+    ) -> None:
+        """Build the engine and its one HTTP client.
+
+        `timeout` bounds a whole call in seconds, retries included. A
+        `base_url` of None means OpenAI's own API. `count_tokens` estimates
+        usage when the server reports none.
+        """
+        self.model = model
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._max_tokens = max_tokens
+        self._temperature = temperature
+        self._instructions = instructions
+        self._count_tokens = count_tokens
+        http_client = openai.DefaultAsyncHttpxClient(
+            event_hooks={"request": [self._on_request], "response": [self._on_response]}
+        )
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key or PLACEHOLDER_API_KEY,
+            base_url=base_url,
+            timeout=openai.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
+            max_retries=max_retries,
+            http_client=http_client,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def stream(self, request: BotRequest) -> AsyncIterator[StreamEvent]:
+        messages = build_messages(request, self._instructions)
+        # One deadline for the whole reply. Each await below is bounded by it
+        # separately: a timeout scope left open across `yield` would fire in
+        # whatever the consumer happens to be doing between chunks.
+        deadline = asyncio.get_running_loop().time() + self._timeout
+        async with self._guarded(deadline):
+            chunks = await self._client.chat.completions.create(
+                model=self.model,
+                messages=_as_params(messages),
+                stream=True,
+                stream_options={"include_usage": True},
+                max_tokens=self._max_tokens,
+                temperature=self._temperature,
+            )
+
+        reply = _Reply(model=self.model)
+        try:
+            while (chunk := await _next_chunk(chunks, deadline)) is not None:
+                text = reply.absorb(chunk)
+                if text:
+                    yield TextDelta(text)
+        finally:
+            await chunks.close()
+
+        yield self._completed(request, messages, reply)
+
+    async def summarize(self, previous_summary: str, turns: list[Turn]) -> str:
+        if not turns:
+            return previous_summary
+
+        deadline = asyncio.get_running_loop().time() + self._timeout
+        async with self._guarded(deadline):
+            completion = await self._client.chat.completions.create(
+                model=self.model,
+                messages=_as_params(build_summary_messages(previous_summary, turns)),
+                max_tokens=SUMMARY_MAX_TOKENS,
+                temperature=self._temperature,
+            )
+
+        if not completion.choices:
+            logger.warning("LLM summary came back with no choices")
+            raise EngineError("upstream", "no choices in the summary reply")
+        choice = completion.choices[0]
+        if choice.finish_reason == "content_filter":
+            logger.warning("LLM refused to summarize (content filter)")
+            raise EngineError("refused", "content filter")
+        return (choice.message.content or "").strip()
+
+    @asynccontextmanager
+    async def _guarded(self, deadline: float) -> AsyncIterator[None]:
+        """Bound one SDK call by `deadline` and translate its failures."""
+        attempts = _Attempts()
+        token = _current_attempts.set(attempts)
+        try:
+            async with asyncio.timeout_at(deadline):
+                yield
+        except TimeoutError as exc:
+            raise _deadline_error(attempts) from exc
+        except openai.OpenAIError as exc:
+            raise _request_error(exc) from exc
+        finally:
+            _current_attempts.reset(token)
+
+    def _completed(
+        self, request: BotRequest, messages: list[Message], reply: _Reply
+    ) -> Completed:
+        if reply.finish_reason is None:
+            logger.warning("LLM stream ended without a finish reason")
+            raise EngineError("stream_cut", "stream ended without a finish reason")
+        if reply.finish_reason == "content_filter":
+            logger.warning("LLM refused to answer (content filter)")
+            raise EngineError("refused", "content filter")
+        if reply.finish_reason == "length":
+            logger.info("LLM answer cut at max_tokens=%d", self._max_tokens)
+
+        raw = "".join(reply.parts)
+        text, sources = parse_citations(raw, {a.id for a in request.articles})
+        prompt_tokens = reply.prompt_tokens
+        if prompt_tokens is None:
+            # An estimate: the chat template adds a few tokens per message.
+            prompt_tokens = self._count_tokens(
+                "\n".join(m["content"] for m in messages)
+            )
+        completion_tokens = reply.completion_tokens
+        if completion_tokens is None:
+            completion_tokens = self._count_tokens(raw)
+
+        return Completed(
+            text=text,
+            sources=sources,
+            model=reply.model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            finish_reason=reply.finish_reason,
+            # The rules forbid citing when the articles hold no answer, so an
+            # answer that cites nothing is not grounded in the help centre.
+            answered=bool(sources),
+        )
+
+    async def _on_request(self, request: object) -> None:
+        attempts = _current_attempts.get()
+        if attempts is None:
+            return
+        attempts.count += 1
+        if attempts.count > 1:
+            logger.warning(
+                "Retrying LLM request, attempt %d of %d (previous answer: %s)",
+                attempts.count,
+                self._max_retries + 1,
+                attempts.last_status or "none",
+            )
+        attempts.last_status = None
+
+    async def _on_response(self, response: _HttpResponse) -> None:
+        attempts = _current_attempts.get()
+        if attempts is not None:
+            attempts.last_status = response.status_code
+
+
+async def _next_chunk(
+    chunks: ChunkStream, deadline: float
+) -> ChatCompletionChunk | None:
+    """The next chunk of an open stream, or None at its end."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await anext(chunks, None)
+    except TimeoutError as exc:
+        logger.warning("LLM stream passed its deadline")
+        raise EngineError("timeout", "deadline passed mid-stream") from exc
+    except openai.APITimeoutError as exc:
+        logger.warning("LLM stream stalled past the read timeout")
+        raise EngineError("timeout", "read timeout mid-stream") from exc
+    except openai.APIConnectionError as exc:
+        logger.warning("LLM stream cut: %s", _describe(exc))
+        raise EngineError("stream_cut", _describe(exc)) from exc
+    except (openai.OpenAIError, ValueError) as exc:
+        # An error event inside the stream, or a chunk that is not JSON.
+        logger.warning("LLM stream failed: %s", _describe(exc))
+        raise EngineError("upstream", _describe(exc)) from exc
+
+
+def _request_error(exc: openai.OpenAIError) -> EngineError:
+    kind: ErrorKind
+    if isinstance(exc, openai.APITimeoutError):
+        kind = "timeout"
+    elif isinstance(exc, openai.RateLimitError):
+        kind = "rate_limited"
+    else:
+        kind = "upstream"
+    logger.warning("LLM request failed (%s): %s", kind, _describe(exc))
+    return EngineError(kind, _describe(exc))
+
+
+def _deadline_error(attempts: _Attempts) -> EngineError:
+    # Running out of time while the SDK waits to retry a 429 or a 5xx says
+    # more about the server than about slowness, so report that instead.
+    kind: ErrorKind = "timeout"
+    status = attempts.last_status
+    if status == 429:
+        kind = "rate_limited"
+    elif status is not None and status >= 500:
+        kind = "upstream"
+    logger.warning(
+        "LLM request passed its deadline after %d attempt(s) (%s, last answer: %s)",
+        attempts.count,
+        kind,
+        status or "none",
+    )
+    return EngineError(kind, f"deadline passed after {attempts.count} attempt(s)")
+
+
+def _describe(exc: Exception) -> str:
+    """Name a failure without its message, which may quote the conversation."""
+    if isinstance(exc, openai.APIStatusError):
+        return f"HTTP {exc.status_code}"
+    cause = exc.__cause__
+    if cause is not None:
+        return f"{type(exc).__name__} ({type(cause).__name__})"
+    return type(exc).__name__
+
+
+def _as_params(messages: list[Message]) -> list[ChatCompletionMessageParam]:
+    # The prompt module builds plain dicts whose roles are all valid chat roles;
+    # the SDK's TypedDicts add nothing at runtime.
+    return cast(list[ChatCompletionMessageParam], messages)

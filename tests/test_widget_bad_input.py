@@ -1,0 +1,131 @@
+"""Bad frames get a typed error, store nothing, and leave the socket usable."""
+
+import json
+from typing import Any
+
+import pytest
+
+from conversations.models import Message
+from tests.widget import ask, new_client_id, resume
+
+
+async def expect_error(widget: Any, code: str) -> dict[str, Any]:
+    frame = await widget.receive_json_from()
+    assert frame["type"] == "error", frame
+    assert frame["code"] == code, frame
+    assert frame["message"], "an error must carry a sentence for people"
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("{not json", "bad_json"),
+        ("[1, 2, 3]", "bad_json"),
+        ('"hello"', "bad_json"),
+        ("{}", "unknown_type"),
+        ('{"type": "shout"}', "unknown_type"),
+        ('{"type": "message", "text": "hi"}', "invalid_frame"),
+        ('{"type": "message", "client_id": "a b", "text": "hi"}', "invalid_frame"),
+        ('{"type": "message", "client_id": "x", "text": 42}', "invalid_frame"),
+        ('{"type": "message", "client_id": "x", "text": "   "}', "empty_message"),
+        ('{"type": "resume", "after_seq": -1}', "invalid_frame"),
+        ('{"type": "resume", "after_seq": true}', "invalid_frame"),
+        ('{"type": "feedback", "seq": 1, "rating": "meh"}', "invalid_frame"),
+        ('{"type": "typing"}', "invalid_frame"),
+        ('{"type": "hello", "token": null}', "invalid_frame"),
+    ],
+)
+async def test_malformed_frame_gets_typed_error_and_socket_stays_usable(
+    connect: Any, kb: Any, raw: str, code: str
+) -> None:
+    widget = await connect()
+    await resume(widget)
+
+    await widget.send_to(text_data=raw)
+    await expect_error(widget, code)
+
+    frames = await ask(widget, "How do I change my PIN?")
+    assert frames[-1]["sources"], "the socket must still answer"
+    assert await Message.objects.filter(role="customer").acount() == 1
+
+
+async def test_binary_frame_is_refused(connect: Any) -> None:
+    widget = await connect()
+    await widget.send_to(bytes_data=b"\x00\x01")
+    await expect_error(widget, "bad_json")
+
+
+async def test_message_over_the_limit_is_refused_whole(connect: Any, kb: Any) -> None:
+    widget = await connect()
+    await resume(widget)
+    client_id = new_client_id()
+
+    await widget.send_json_to(
+        {"type": "message", "client_id": client_id, "text": "x" * 20_000}
+    )
+
+    error = await expect_error(widget, "message_too_long")
+    assert error["client_id"] == client_id
+    assert await Message.objects.acount() == 0
+
+
+async def test_oversized_frame_is_refused_without_parsing(connect: Any) -> None:
+    widget = await connect()
+    text = json.dumps({"type": "message", "client_id": "big", "text": "y" * 100_000})
+
+    await widget.send_to(text_data=text)
+
+    await expect_error(widget, "frame_too_large")
+    assert await Message.objects.acount() == 0
+
+
+async def test_frames_before_hello_are_refused(connect: Any) -> None:
+    widget = await connect(hello=False)
+
+    await widget.send_json_to({"type": "message", "client_id": "a", "text": "hi"})
+
+    await expect_error(widget, "not_ready")
+    assert await Message.objects.acount() == 0
+
+
+async def test_flood_is_rate_limited_and_nothing_half_stored(
+    connect: Any, kb: Any, settings: Any
+) -> None:
+    settings.WIDGET_RATE_BURST = 5
+    settings.WIDGET_RATE_PER_SECOND = 0.5
+    widget = await connect()
+    await resume(widget)
+
+    for n in range(30):
+        await widget.send_json_to(
+            {"type": "message", "client_id": f"flood-{n}", "text": f"question {n}"}
+        )
+    acks, limited = [], []
+    while len(acks) + len(limited) < 30:
+        frame = await widget.receive_json_from(timeout=10)
+        if frame["type"] == "ack":
+            acks.append(frame["client_id"])
+        elif frame["type"] == "error":
+            assert frame["code"] == "rate_limited"
+            assert frame["retry_after"] >= 1
+            limited.append(frame["client_id"])
+
+    assert acks == [f"flood-{n}" for n in range(5)]
+    stored = [m.client_id async for m in Message.objects.filter(role="customer")]
+    assert sorted(stored) == sorted(acks)
+
+
+async def test_feedback_on_a_message_that_is_not_a_bot_answer(
+    connect: Any, kb: Any
+) -> None:
+    widget = await connect()
+    await resume(widget)
+    await ask(widget, "How do I change my PIN?")
+
+    await widget.send_json_to({"type": "feedback", "seq": 1, "rating": "up"})
+    await expect_error(widget, "not_found")
+
+    await widget.send_json_to({"type": "feedback", "seq": 2, "rating": "down"})
+    saved = await widget.receive_json_from()
+    assert saved == {"type": "feedback.saved", "seq": 2, "rating": "down"}
