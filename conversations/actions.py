@@ -303,7 +303,7 @@ def summarize_old_turns(conversation_id: Any) -> bool:
 
     conversation = Conversation.objects.get(pk=conversation_id)
     turns = [
-        StoredTurn(*row)
+        StoredTurn.from_row(row)
         for row in conversation.messages.filter(seq__gt=conversation.summary_until_seq)
         .order_by("seq")
         .values_list("seq", "role", "text", "token_count")

@@ -5,7 +5,7 @@ from .models import Conversation, Feedback, Message
 
 class MessageInline(admin.TabularInline[Message, Conversation]):
     model = Message
-    fields = ["seq", "role", "text", "metadata", "created_at"]
+    fields = ("seq", "role", "text", "metadata", "created_at")
     readonly_fields = fields
     extra = 0
     can_delete = False

@@ -53,7 +53,7 @@ def conversation_status(conversation_id: Any) -> tuple[str, int]:
     return conversation.status, conversation.last_seq
 
 
-class WidgetConsumer(AsyncWebsocketConsumer):
+class WidgetConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     visitor: Visitor | None = None
     conversation_id: str | None = None
     # None until the client has asked for replay: before that, live messages

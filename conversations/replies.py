@@ -79,7 +79,7 @@ def load_reply_context(conversation_id: Any, question_seq: int) -> ReplyContext 
         return None
 
     rows = [
-        StoredTurn(*row)
+        StoredTurn.from_row(row)
         for row in Message.objects.filter(
             conversation_id=conversation_id, seq__gt=conversation.summary_until_seq
         )
@@ -122,7 +122,7 @@ def _retrieve(
 _conversation_locks: "weakref.WeakValueDictionary[Any, asyncio.Lock]" = (
     weakref.WeakValueDictionary()
 )
-_running: set["asyncio.Task[None]"] = set()
+_running: set["asyncio.Task[Message | None]"] = set()
 
 
 def start_reply(conversation_id: Any, question_seq: int, listener: Listener) -> None:
@@ -168,8 +168,8 @@ async def _answer(
     stream_id = secrets.token_hex(6)
     await live.asend(group, _typing_event(True))
     # Rebuilding a stale index reads the articles, so it runs on the DB pool.
-    index, docs = await db_async(knowledge_index.get_index)(ctx.index_version)
-    articles = await asyncio.to_thread(_retrieve, ctx, index, docs)
+    article_index, docs = await db_async(knowledge_index.get_index)(ctx.index_version)
+    articles = await asyncio.to_thread(_retrieve, ctx, article_index, docs)
     request = BotRequest(
         question=ctx.question,
         history=ctx.history,
@@ -218,7 +218,7 @@ async def _store_answer(
 ) -> Message:
     titles = {a.id: a.title for a in articles}
     now = time.monotonic()
-    metadata = {
+    metadata: dict[str, Any] = {
         "reply_to": ctx.question_seq,
         "stream": stream_id,
         "sources": [

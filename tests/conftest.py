@@ -49,6 +49,8 @@ def _test_settings(settings: Any) -> Iterator[None]:
     settings.OFFLINE_STREAM_DELAY_MS = 0
     settings.WIDGET_ALLOWED_ORIGINS = [ORIGIN]
     settings.OPENAI_API_KEY = ""
+    # Tests that chat at machine speed; the limit has tests of its own.
+    settings.WIDGET_RATE_BURST = 100
     # Tasks run inline unless a test starts a real worker.
     eager = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = True
@@ -58,7 +60,7 @@ def _test_settings(settings: Any) -> Iterator[None]:
 
 @pytest.fixture
 def redis_url() -> str:
-    url = django_settings.REDIS_URL
+    url: str = django_settings.REDIS_URL
     if not url:
         require_service("Redis", "REDIS_URL is not set")
     try:
@@ -150,7 +152,7 @@ async def connect(transactional_db: None) -> AsyncIterator[Connect]:
             await communicator.send_json_to({"type": "hello", "token": token})
             welcome = await communicator.receive_json_from()
             assert welcome["type"] == "welcome", welcome
-            communicator.welcome = welcome  # type: ignore[attr-defined]
+            communicator.welcome = welcome
         return communicator
 
     yield _connect

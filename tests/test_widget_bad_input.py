@@ -10,7 +10,7 @@ from tests.widget import ask, new_client_id, resume
 
 
 async def expect_error(widget: Any, code: str) -> dict[str, Any]:
-    frame = await widget.receive_json_from()
+    frame: dict[str, Any] = await widget.receive_json_from()
     assert frame["type"] == "error", frame
     assert frame["code"] == code, frame
     assert frame["message"], "an error must carry a sentence for people"
@@ -101,7 +101,8 @@ async def test_flood_is_rate_limited_and_nothing_half_stored(
         await widget.send_json_to(
             {"type": "message", "client_id": f"flood-{n}", "text": f"question {n}"}
         )
-    acks, limited = [], []
+    acks: list[str] = []
+    limited: list[str] = []
     while len(acks) + len(limited) < 30:
         frame = await widget.receive_json_from(timeout=10)
         if frame["type"] == "ack":
@@ -112,7 +113,7 @@ async def test_flood_is_rate_limited_and_nothing_half_stored(
             limited.append(frame["client_id"])
 
     assert acks == [f"flood-{n}" for n in range(5)]
-    stored = [m.client_id async for m in Message.objects.filter(role="customer")]
+    stored = [str(m.client_id) async for m in Message.objects.filter(role="customer")]
     assert sorted(stored) == sorted(acks)
 
 

@@ -22,14 +22,14 @@ async def receive_until(
     """Every frame received up to and including the first that satisfies `done`."""
     frames: list[Frame] = []
     while True:
-        frame = await communicator.receive_json_from(timeout=seconds)
+        frame: Frame = await communicator.receive_json_from(timeout=seconds)
         frames.append(frame)
         if done(frame):
             return frames
 
 
 def is_bot_message(frame: Frame) -> bool:
-    return frame["type"] == "message" and frame["role"] == "bot"
+    return bool(frame["type"] == "message" and frame["role"] == "bot")
 
 
 async def ask(
@@ -39,7 +39,11 @@ async def ask(
     await communicator.send_json_to(
         {"type": "message", "client_id": client_id or new_client_id(), "text": text}
     )
-    return await receive_until(communicator, is_bot_message)
+    frames = await receive_until(
+        communicator, lambda f: is_bot_message(f) or f["type"] == "error"
+    )
+    assert frames[-1]["type"] != "error", frames[-1]
+    return frames
 
 
 async def resume(

@@ -13,7 +13,11 @@ from .offline import OfflineEngine
 # The SDK client's connection pool belongs to the event loop that opened it, so
 # an LLM engine is kept per loop (and per configuration, for tests that change
 # settings). A loop that ends takes its engine with it.
-_per_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[object, ...], BotEngine]]" = weakref.WeakKeyDictionary()
+Config = tuple[object, ...]
+_per_loop: (
+    "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Config, BotEngine]]"
+)
+_per_loop = weakref.WeakKeyDictionary()
 
 
 def get_engine() -> BotEngine:

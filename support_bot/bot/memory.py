@@ -8,7 +8,7 @@ simply left out, so the prompt never exceeds the budget.
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from django.conf import settings
 
@@ -29,6 +29,11 @@ class StoredTurn:
     text: str
     tokens: int
 
+    @classmethod
+    def from_row(cls, row: tuple[int, str, str, int]) -> "StoredTurn":
+        seq, role, text, tokens = row
+        return cls(seq, cast(Role, role), text, tokens)
+
 
 def select_recent(newest_first: Iterable[StoredTurn], budget: int) -> list[Turn]:
     """The newest turns whose tokens fit in `budget`, oldest first."""
@@ -44,7 +49,8 @@ def select_recent(newest_first: Iterable[StoredTurn], budget: int) -> list[Turn]
 
 
 def unsummarized_tokens_over_budget(conversation: "Conversation") -> bool:
-    return conversation.memory_tokens > settings.MEMORY_TOKEN_BUDGET
+    budget: int = settings.MEMORY_TOKEN_BUDGET
+    return conversation.memory_tokens > budget
 
 
 def split_for_folding(
