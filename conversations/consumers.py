@@ -40,9 +40,9 @@ REPLAY_PAGE = 200
 
 def messages_after(conversation_id: Any, after_seq: int, limit: int) -> list[Message]:
     return list(
-        Message.objects.filter(
-            conversation_id=conversation_id, seq__gt=after_seq
-        ).order_by("seq")[:limit]
+        Message.objects.filter(conversation_id=conversation_id, seq__gt=after_seq)
+        .select_related("feedback")
+        .order_by("seq")[:limit]
     )
 
 
@@ -140,7 +140,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         await self.send_json(
             {
                 "type": "status",
-                "conversation": str(self.conversation_id),
+                "conversation": self.conversation_id,
                 "status": status,
                 "reason": None,
                 "agent": None,

@@ -105,6 +105,9 @@ class Message(models.Model):
     def as_frame(self) -> dict[str, Any]:
         """The `message` frame of docs/protocol.md."""
         meta = self.metadata
+        # Only when loaded with select_related("feedback"): a frame must never
+        # cost a query per message.
+        cached = self._state.fields_cache.get("feedback")
         return {
             "type": "message",
             "conversation": str(self.conversation_id),
@@ -118,6 +121,7 @@ class Message(models.Model):
             "reply_to": meta.get("reply_to"),
             "stream": meta.get("stream"),
             "interrupted": bool(meta.get("interrupted", False)),
+            "feedback": cached.rating if cached is not None else None,
         }
 
 

@@ -106,3 +106,19 @@ async def test_socket_fills_a_gap_left_by_a_lost_live_event(
     )
     seqs = [f["seq"] for f in frames if f["type"] == "message"]
     assert seqs == [3, 4, 5]
+
+
+async def test_replay_carries_the_customers_earlier_rating(
+    connect: Any, kb: Any
+) -> None:
+    widget = await connect()
+    await resume(widget)
+    await ask(widget, "How do I change my PIN?")
+    await widget.send_json_to({"type": "feedback", "seq": 2, "rating": "down"})
+    assert (await widget.receive_json_from())["type"] == "feedback.saved"
+
+    again = await connect(token=widget.welcome["token"])
+    frames = await resume(again)
+
+    ratings = {f["seq"]: f["feedback"] for f in frames if f["type"] == "message"}
+    assert ratings == {1: None, 2: "down"}

@@ -1,0 +1,193 @@
+"""A customer chats through the real widget on the demo page, in Chromium.
+
+The widget lives in an open shadow root; Playwright's CSS and role locators
+reach into it.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import BrowserContext, Dialog, Locator, Page, expect
+
+pytestmark = pytest.mark.browser
+
+Frames = list[tuple[str, dict[str, Any]]]
+
+CARD_QUESTION = "My card still hasn't arrived, what should I do?"
+# var/ is ignored by git: the screenshot is for looking at, not for committing.
+SCREENSHOT = Path(__file__).resolve().parents[2] / "var" / "widget.png"
+
+
+def open_widget(page: Page) -> None:
+    page.get_by_role("button", name="Open chat").click()
+    expect(page.get_by_role("dialog")).to_be_visible()
+    # Ready: welcomed and replayed, so sent messages go straight out.
+    expect(page.get_by_role("button", name="Talk to a person")).to_be_enabled()
+
+
+def send(page: Page, text: str) -> None:
+    page.get_by_label("Message").fill(text)
+    page.get_by_label("Message").press("Enter")
+
+
+def customer_bubbles(page: Page, text: str) -> Locator:
+    return page.locator(".log .item-customer .bubble").filter(has_text=text)
+
+
+def bot_answers(page: Page) -> Locator:
+    return page.locator(".log .item-bot")
+
+
+def received(frames: Frames, kind: str) -> list[dict[str, Any]]:
+    return [f for way, f in frames if way == "received" and f["type"] == kind]
+
+
+def sent(frames: Frames, kind: str) -> list[dict[str, Any]]:
+    return [f for way, f in frames if way == "sent" and f["type"] == kind]
+
+
+def test_customer_gets_a_streamed_answer_with_sources_and_rates_it(
+    page: Page, frames: Frames
+) -> None:
+    open_widget(page)
+    greeting = received(frames, "welcome")[0]["bot"]["greeting"]
+    expect(page.locator(".greeting")).to_have_text(greeting)
+
+    send(page, CARD_QUESTION)
+
+    expect(customer_bubbles(page, CARD_QUESTION)).to_have_count(1)
+    answer = bot_answers(page)
+    expect(answer).to_have_count(1)
+    expect(answer.locator(".sources")).to_contain_text("Sources: ")
+    expect(page.locator(".previews .item")).to_have_count(0)
+    expect(page.locator(".typing")).to_be_hidden()
+    stored = received(frames, "message")[-1]
+    assert stored["role"] == "bot"
+    assert received(frames, "bot.delta"), "the answer did not stream"
+    assert stored["text"] in answer.locator(".bubble").inner_text()
+
+    helpful = answer.get_by_role("button", name="Helpful", exact=True)
+    helpful.click()
+    expect(helpful).to_have_attribute("aria-pressed", "true")
+    expect(answer.get_by_role("button", name="Not helpful")).to_have_attribute(
+        "aria-pressed", "false"
+    )
+
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))
+
+
+def test_reload_shows_the_same_conversation(page: Page) -> None:
+    open_widget(page)
+    send(page, CARD_QUESTION)
+    expect(bot_answers(page).locator(".sources")).to_have_count(1)
+
+    page.reload()
+    open_widget(page)
+
+    expect(customer_bubbles(page, CARD_QUESTION)).to_have_count(1)
+    expect(bot_answers(page)).to_have_count(1)
+    expect(bot_answers(page).locator(".sources")).to_contain_text("Sources: ")
+    expect(page.locator(".delivery")).to_have_count(0)
+
+
+def test_message_typed_offline_is_sent_exactly_once_after_reconnecting(
+    context: BrowserContext, page: Page, frames: Frames
+) -> None:
+    text = "How long does a transfer take?"
+    open_widget(page)
+
+    context.set_offline(True)
+    expect(page.locator(".conn")).to_have_text(
+        "Offline — your messages will be sent when you're back"
+    )
+    send(page, text)
+    expect(customer_bubbles(page, text)).to_have_count(1)
+    expect(page.locator(".delivery")).to_have_text("Sending…")
+    outbox = page.evaluate(OUTBOX_JS)
+    assert [entry["text"] for entry in json.loads(outbox)] == [text]
+    assert sent(frames, "message") == []
+
+    context.set_offline(False)
+
+    expect(bot_answers(page)).to_have_count(1)
+    expect(customer_bubbles(page, text)).to_have_count(1)
+    expect(page.locator(".delivery")).to_have_count(0)
+    assert [frame["text"] for frame in sent(frames, "message")] == [text]
+    assert page.evaluate(OUTBOX_JS) is None
+
+    # As if the tab closed before the ack came: the entry is still in the outbox
+    # on the next load, and the message must still appear once.
+    page.evaluate(RESTORE_OUTBOX_JS, outbox)
+    page.reload()
+    open_widget(page)
+
+    expect(bot_answers(page)).to_have_count(1)
+    expect(page.locator(".delivery")).to_have_count(0)
+    expect(customer_bubbles(page, text)).to_have_count(1)
+    assert page.evaluate(OUTBOX_JS) is None
+
+
+def test_hostile_text_is_shown_as_text(page: Page) -> None:
+    hostile = "<img src=x onerror=alert(1)>"
+    dialogs: list[str] = []
+
+    def note_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", note_dialog)
+    open_widget(page)
+
+    send(page, hostile)
+
+    expect(page.locator(".log .item-customer .delivery")).to_have_count(0)
+    expect(customer_bubbles(page, hostile)).to_have_count(1)
+    expect(bot_answers(page)).to_have_count(1)
+    assert page.locator("img").count() == 0
+    assert page.locator("support-chat-widget img").count() == 0
+    assert dialogs == []
+
+
+def test_keyboard_alone_opens_sends_and_closes(page: Page) -> None:
+    launcher = page.get_by_role("button", name="Open chat")
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate(FOCUSED_LABEL_JS) == "Open chat":
+            break
+    else:
+        pytest.fail("Tab never reached the chat launcher")
+
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("dialog")).to_be_visible()
+    expect(launcher).to_have_attribute("aria-expanded", "true")
+    expect(page.get_by_label("Message")).to_be_focused()
+
+    page.keyboard.type("Can I change my PIN?")
+    page.keyboard.press("Enter")
+    expect(customer_bubbles(page, "Can I change my PIN?")).to_have_count(1)
+    expect(page.get_by_label("Message")).to_have_value("")
+
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_be_hidden()
+    expect(launcher).to_have_attribute("aria-expanded", "false")
+    expect(launcher).to_be_focused()
+
+
+OUTBOX_JS = """() => {
+  const key = Object.keys(localStorage).find((k) => k.endsWith(':outbox'));
+  return key ? localStorage.getItem(key) : null;
+}"""
+
+RESTORE_OUTBOX_JS = """(outbox) => {
+  const token = Object.keys(localStorage).find((k) => k.endsWith(':token'));
+  localStorage.setItem(token.replace(/:token$/, ':outbox'), outbox);
+}"""
+
+FOCUSED_LABEL_JS = """() => {
+  const host = document.querySelector('support-chat-widget');
+  if (document.activeElement !== host) return null;
+  return host.shadowRoot.activeElement?.getAttribute('aria-label') ?? null;
+}"""
