@@ -64,7 +64,7 @@ def _lock_conversation(conversation_id: Any) -> Conversation:
     return Conversation.objects.select_for_update().get(pk=conversation_id)
 
 
-def _append(
+def append_message(
     conversation: Conversation,
     role: str,
     text: str,
@@ -91,7 +91,12 @@ def _append(
     conversation.save(update_fields=["last_seq", "memory_tokens", "updated_at"])
     live.send_after_commit(
         live.conversation_group(conversation.id),
-        {"type": "conversation.message", "frame": message.as_frame()},
+        {
+            "type": "conversation.message",
+            "frame": message.as_frame(),
+            # For agents' consoles; the widget's consumer never forwards it.
+            "metadata": message.metadata,
+        },
     )
     _fold_memory_when_over_budget(conversation)
     return message
@@ -109,6 +114,29 @@ def _fold_memory_when_over_budget(conversation: Conversation) -> None:
         )
 
 
+def _current_conversation_locked(visitor: Visitor) -> tuple[Conversation, bool]:
+    """The visitor's latest conversation, locked; started if there is none.
+
+    The visitor row is locked first: with no conversation yet there is no
+    conversation row to lock, and two tabs would each start one.
+    """
+    Visitor.objects.select_for_update().filter(pk=visitor.pk).first()
+    conversation = (
+        Conversation.objects.select_for_update()
+        .filter(visitor=visitor)
+        .order_by("-created_at")
+        .first()
+    )
+    if conversation is not None:
+        return conversation, False
+    conversation = Conversation.objects.create(visitor=visitor)
+    live.send_after_commit(
+        live.visitor_group(visitor.id),
+        {"type": "visitor.conversation", "conversation": str(conversation.id)},
+    )
+    return conversation, True
+
+
 def post_customer_message(visitor: Visitor, client_id: str, text: str) -> PostedMessage:
     """Store a customer message once per `client_id`.
 
@@ -117,19 +145,7 @@ def post_customer_message(visitor: Visitor, client_id: str, text: str) -> Posted
     is started.
     """
     with transaction.atomic():
-        conversation = (
-            Conversation.objects.select_for_update()
-            .filter(visitor=visitor)
-            .order_by("-created_at")
-            .first()
-        )
-        conversation_created = conversation is None
-        if conversation is None:
-            conversation = Conversation.objects.create(visitor=visitor)
-            live.send_after_commit(
-                live.visitor_group(visitor.id),
-                {"type": "visitor.conversation", "conversation": str(conversation.id)},
-            )
+        conversation, conversation_created = _current_conversation_locked(visitor)
 
         existing = Message.objects.filter(
             conversation=conversation, client_id=client_id
@@ -140,7 +156,7 @@ def post_customer_message(visitor: Visitor, client_id: str, text: str) -> Posted
         if conversation.status == Conversation.Status.CLOSED:
             set_status(conversation, Conversation.Status.BOT, reason="reopened")
 
-        message = _append(
+        message = append_message(
             conversation, Message.Role.CUSTOMER, text, client_id=client_id
         )
     return PostedMessage(message, conversation, True, conversation_created)
@@ -203,7 +219,9 @@ def store_bot_reply(
     metadata = {"author": {"name": settings.BOT_NAME}, **metadata}
     with transaction.atomic():
         conversation = _lock_conversation(conversation_id)
-        message = _append(conversation, Message.Role.BOT, text, metadata=metadata)
+        message = append_message(
+            conversation, Message.Role.BOT, text, metadata=metadata
+        )
         if escalate_reason:
             escalate_locked(
                 conversation,
@@ -217,7 +235,7 @@ def store_bot_reply(
 
 def append_system_message(conversation: Conversation, text: str) -> Message:
     """A notice from the product itself. Precondition: the row is locked."""
-    return _append(conversation, Message.Role.SYSTEM, text)
+    return append_message(conversation, Message.Role.SYSTEM, text)
 
 
 def request_human(visitor: Visitor) -> Conversation:
@@ -226,18 +244,7 @@ def request_human(visitor: Visitor) -> Conversation:
     from escalation.models import Escalation
 
     with transaction.atomic():
-        conversation = (
-            Conversation.objects.select_for_update()
-            .filter(visitor=visitor)
-            .order_by("-created_at")
-            .first()
-        )
-        if conversation is None:
-            conversation = Conversation.objects.create(visitor=visitor)
-            live.send_after_commit(
-                live.visitor_group(visitor.id),
-                {"type": "visitor.conversation", "conversation": str(conversation.id)},
-            )
+        conversation, _ = _current_conversation_locked(visitor)
         if conversation.status in (
             Conversation.Status.WAITING,
             Conversation.Status.HUMAN,
@@ -329,3 +336,28 @@ def summarize_old_turns(conversation_id: Any) -> bool:
         return False
     folded_tokens = sum(t.tokens for t in to_fold)
     return fold_memory(conversation_id, summary, to_fold[-1].seq, folded_tokens)
+
+
+def save_contact_email(visitor: Visitor, email: str) -> None:
+    """The customer left an address for a reply while nobody was online."""
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise ActionError(
+            "invalid_email", "That email address doesn't look right."
+        ) from None
+    with transaction.atomic():
+        Visitor.objects.filter(pk=visitor.pk).update(email=email)
+        conversation = (
+            Conversation.objects.select_for_update()
+            .filter(visitor=visitor)
+            .order_by("-created_at")
+            .first()
+        )
+        if conversation is not None:
+            append_system_message(
+                conversation, "Thanks, we'll also reply to the email address you left."
+            )

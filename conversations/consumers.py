@@ -24,8 +24,8 @@ from . import actions, replies
 from .models import Conversation, Message, Visitor
 from .protocol import (
     FrameError,
-    RateLimiter,
     decode,
+    limiter_for,
     parse_after_seq,
     parse_feedback,
     parse_message,
@@ -46,18 +46,20 @@ def messages_after(conversation_id: Any, after_seq: int, limit: int) -> list[Mes
     )
 
 
-def conversation_status(conversation_id: Any) -> tuple[str, int]:
-    conversation = Conversation.objects.only("status", "last_seq").get(
-        pk=conversation_id
-    )
-    return conversation.status, conversation.last_seq
+def conversation_status(
+    conversation_id: Any,
+) -> tuple[str, int, dict[str, str] | None]:
+    conversation = Conversation.objects.select_related("agent").get(pk=conversation_id)
+    agent = conversation.agent
+    name = (agent.first_name or agent.get_username()) if agent else None
+    return conversation.status, conversation.last_seq, {"name": name} if name else None
 
 
 class WidgetConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     visitor: Visitor | None = None
     conversation_id: str | None = None
-    # None until the client has asked for replay: before that, live messages
-    # are left to the replay it will ask for.
+    # None until hello; then the conversation's last seq at that moment, so
+    # the socket is live from there and `resume` replays what came before.
     sent_seq: int | None = None
     # Answers to questions before this seq were stored before this socket caught
     # up; their streamed pieces can still trail on the layer and are dropped.
@@ -65,9 +67,6 @@ class WidgetConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
 
     async def connect(self) -> None:
         self.deliver_lock = asyncio.Lock()
-        self.limiter = RateLimiter(
-            settings.WIDGET_RATE_BURST, settings.WIDGET_RATE_PER_SECOND
-        )
         self.groups_joined: list[str] = []
         # Streams this socket asked for; their layer copies are skipped. Bounded:
         # a stream's last layer copies can trail its stored answer.
@@ -111,6 +110,10 @@ class WidgetConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.visitor = session.visitor
         await self._join(live.visitor_group(session.visitor.id))
         conversation = session.conversation
+        # Live from here on; `resume` adds what came before.
+        self.sent_seq = self.live_from_seq = (
+            conversation.last_seq if conversation else 0
+        )
         if conversation is not None:
             await self._join_conversation(conversation.id)
         await self.send_json(
@@ -128,14 +131,15 @@ class WidgetConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def on_resume(self, frame: dict[str, Any]) -> None:
         after_seq = parse_after_seq(frame)
         status, last_seq = Conversation.Status.BOT.value, 0
+        agent: dict[str, str] | None = None
         async with self.deliver_lock:
-            self.sent_seq = after_seq
             if self.conversation_id is not None:
-                await self._send_stored_after(after_seq, replay=True)
-                status, last_seq = await db_async(conversation_status)(
+                # What came before this socket went live; later messages have
+                # been or will be sent live, so this never sends one twice.
+                await self._send_stored(after_seq, self.sent_seq or 0, replay=True)
+                status, last_seq, agent = await db_async(conversation_status)(
                     self.conversation_id
                 )
-                self.live_from_seq = last_seq
         await self.send_json({"type": "resumed", "last_seq": last_seq})
         await self.send_json(
             {
@@ -143,13 +147,19 @@ class WidgetConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 "conversation": self.conversation_id,
                 "status": status,
                 "reason": None,
-                "agent": None,
+                "agent": agent,
             }
         )
+        if status == Conversation.Status.WAITING:
+            await self._send_queue_place()
 
     async def on_message(self, frame: dict[str, Any]) -> None:
         incoming = parse_message(frame)
-        wait = self.limiter.take()
+        assert self.visitor is not None
+        limiter = limiter_for(
+            self.visitor.id, settings.WIDGET_RATE_BURST, settings.WIDGET_RATE_PER_SECOND
+        )
+        wait = limiter.take()
         if wait:
             raise FrameError(
                 "rate_limited",
@@ -189,6 +199,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             live.conversation_group(self.conversation_id),
             {
                 "type": "conversation.typing",
+                "conversation": self.conversation_id,
                 "frame": {"type": "typing", "role": "customer", "active": active},
             },
         )
@@ -220,6 +231,18 @@ class WidgetConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         async with self.deliver_lock:
             if self.sent_seq is not None:
                 await self._send_stored_after(self.sent_seq, replay=False)
+        await self._send_queue_place()
+
+    async def on_contact(self, frame: dict[str, Any]) -> None:
+        email = frame.get("email")
+        if not isinstance(email, str) or len(email) > 254:
+            raise FrameError("invalid_frame", "contact needs an email address.")
+        assert self.visitor is not None
+        try:
+            await db_async(actions.save_contact_email)(self.visitor, email.strip())
+        except actions.ActionError as error:
+            raise FrameError(error.code, error.message) from None
+        await self.send_json({"type": "contact.saved", "email": email.strip()})
 
     # --- channel-layer events -----------------------------------------------
 
@@ -243,6 +266,22 @@ class WidgetConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
 
     async def conversation_status(self, event: dict[str, Any]) -> None:
         await self.send_json(event["frame"])
+        if event["frame"]["status"] == Conversation.Status.WAITING:
+            await self._send_queue_place()
+
+    async def _send_queue_place(self) -> None:
+        from escalation.actions import queue_place
+
+        place = await db_async(queue_place)(self.conversation_id)
+        if place is not None:
+            await self.send_json(
+                {
+                    "type": "queue",
+                    "position": place.position,
+                    "wait_minutes": place.wait_minutes,
+                    "agents_online": place.agents_online,
+                }
+            )
 
     async def visitor_conversation(self, event: dict[str, Any]) -> None:
         # Another tab of this visitor started the first conversation.
@@ -277,7 +316,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             await self._send_message(frame, replay=False)
 
     async def _send_stored_after(self, after_seq: int, *, replay: bool) -> None:
-        """Precondition: `deliver_lock` is held."""
+        """Send what is stored after `after_seq`; `deliver_lock` must be held."""
         while True:
             page = await db_async(messages_after)(
                 self.conversation_id, after_seq, REPLAY_PAGE
@@ -287,6 +326,23 @@ class WidgetConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 after_seq = message.seq
             if len(page) < REPLAY_PAGE:
                 return
+
+    async def _send_stored(
+        self, after_seq: int, upto_seq: int, *, replay: bool
+    ) -> None:
+        """Resend `after_seq < seq <= upto_seq`, leaving `sent_seq` as it is."""
+        while after_seq < upto_seq:
+            page = await db_async(messages_after)(
+                self.conversation_id, after_seq, min(REPLAY_PAGE, upto_seq - after_seq)
+            )
+            if not page:
+                return
+            for message in page:
+                frame = message.as_frame()
+                if frame["stream"]:
+                    self.settled_streams.append(frame["stream"])
+                await self.send_json({**frame, "replay": replay})
+                after_seq = message.seq
 
     async def _send_message(self, frame: dict[str, Any], *, replay: bool) -> None:
         """Precondition: `deliver_lock` is held."""
@@ -306,7 +362,12 @@ class WidgetConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def send_json(self, content: dict[str, Any]) -> None:
         if self.closed:
             return
-        await self.send(text_data=_dumps(content))
+        try:
+            await self.send(text_data=_dumps(content))
+        except OSError:
+            # The client went away before the server noticed (uvicorn raises
+            # ClientDisconnected, an OSError); disconnect() follows.
+            self.closed = True
 
 
 def _dumps(content: dict[str, Any]) -> str:

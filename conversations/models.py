@@ -3,6 +3,7 @@ import secrets
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 
 
@@ -44,6 +45,14 @@ class Conversation(models.Model):
     )
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.BOT, db_index=True
+    )
+    # The person who owns the conversation while its status is "human".
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="conversations",
     )
     # The highest seq handed out; the next message takes last_seq + 1 while the
     # row is locked, which keeps seq gap-free under concurrent writers.

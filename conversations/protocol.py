@@ -7,6 +7,8 @@ and a sentence a person can read; nothing is stored from a rejected frame.
 import json
 import re
 import time
+import unicodedata
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +16,9 @@ from django.conf import settings
 
 MAX_FRAME_BYTES = 64 * 1024
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-CLIENT_TYPES = {"hello", "resume", "message", "typing", "feedback", "request_human"}
+CLIENT_TYPES = frozenset(
+    {"hello", "resume", "message", "typing", "feedback", "request_human", "contact"}
+)
 
 
 class FrameError(Exception):
@@ -33,19 +37,23 @@ class FrameError(Exception):
         }
 
 
-def decode(text: str | None) -> dict[str, Any]:
-    """The frame as a dict with a known `type`."""
+def decode(text: str | None, types: frozenset[str] = CLIENT_TYPES) -> dict[str, Any]:
+    """The frame as a dict whose `type` is one of `types`."""
     if text is None:
         raise FrameError("bad_json", "Frames must be JSON text, not binary.")
     if len(text.encode()) > MAX_FRAME_BYTES:
         raise FrameError("frame_too_large", "That frame is too large to process.")
     try:
         frame = json.loads(text)
-    except ValueError:
+        # JSON may escape lone surrogates ("\ud800"), which no database or
+        # tokenizer accepts: refuse them here, for every field at once.
+        json.dumps(frame, ensure_ascii=False).encode()
+    except (ValueError, RecursionError):
         raise FrameError("bad_json", "That frame is not valid JSON.") from None
     if not isinstance(frame, dict):
         raise FrameError("bad_json", "A frame must be a JSON object.")
-    if frame.get("type") not in CLIENT_TYPES:
+    kind = frame.get("type")
+    if not isinstance(kind, str) or kind not in types:
         raise FrameError("unknown_type", "That frame type is not part of the protocol.")
     return frame
 
@@ -68,7 +76,8 @@ def parse_message(frame: dict[str, Any]) -> CustomerMessage:
         raise FrameError(
             "invalid_frame", "A message needs its text.", client_id=client_id
         )
-    text = text.strip()
+    # NUL cannot be stored in PostgreSQL text; nobody types one on purpose.
+    text = text.replace("\x00", "").strip()
     limit = settings.MAX_MESSAGE_CHARS
     if len(text) > limit:
         raise FrameError(
@@ -76,10 +85,14 @@ def parse_message(frame: dict[str, Any]) -> CustomerMessage:
             f"Messages can be at most {limit} characters long.",
             client_id=client_id,
         )
-    if not text:
+    if not _visible(text):
         raise FrameError("empty_message", "That message is empty.", client_id=client_id)
-    # NUL cannot be stored in PostgreSQL text; nobody types one on purpose.
-    return CustomerMessage(client_id, text.replace("\x00", ""))
+    return CustomerMessage(client_id, text)
+
+
+def _visible(text: str) -> bool:
+    """Whether anything but spaces and invisible format characters is left."""
+    return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text)
 
 
 def parse_token(frame: dict[str, Any]) -> str | None:
@@ -114,6 +127,25 @@ def _non_negative_int(frame: dict[str, Any], key: str, message: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise FrameError("invalid_frame", message)
     return value
+
+
+_visitor_limiters: "OrderedDict[Any, RateLimiter]" = OrderedDict()
+
+
+def limiter_for(visitor_id: Any, burst: int, rate: float) -> "RateLimiter":
+    """One bucket per visitor, shared by all of the visitor's sockets here.
+
+    Kept for the most recent visitors only. Across web processes each process
+    counts on its own, so a visitor whose tabs land on different processes
+    gets the limit once per process.
+    """
+    limiter = _visitor_limiters.pop(visitor_id, None)
+    if limiter is None or (limiter.burst, limiter.rate) != (burst, rate):
+        limiter = RateLimiter(burst, rate)
+    _visitor_limiters[visitor_id] = limiter
+    while len(_visitor_limiters) > 10_000:
+        _visitor_limiters.popitem(last=False)
+    return limiter
 
 
 class RateLimiter:

@@ -11,6 +11,7 @@ import logging
 import secrets
 import time
 import weakref
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -67,7 +68,9 @@ class ReplyContext:
     index_version: knowledge_index.Version
 
 
-def load_reply_context(conversation_id: Any, question_seq: int) -> ReplyContext | None:
+def load_reply_context(
+    conversation_id: Any, question_seq: int | None, *, draft: bool = False
+) -> ReplyContext | None:
     """What the bot needs to answer, or None when it must not answer.
 
     The bot stays silent when a person owns the conversation or is awaited, and
@@ -75,7 +78,7 @@ def load_reply_context(conversation_id: Any, question_seq: int) -> ReplyContext 
     instead, with this one in its memory.
     """
     conversation = Conversation.objects.get(pk=conversation_id)
-    if conversation.status != Conversation.Status.BOT:
+    if conversation.status != Conversation.Status.BOT and not draft:
         return None
 
     rows = [
@@ -86,6 +89,9 @@ def load_reply_context(conversation_id: Any, question_seq: int) -> ReplyContext 
         .order_by("-seq")
         .values_list("seq", "role", "text", "token_count")[:MAX_RECENT_MESSAGES]
     ]
+    if question_seq is None:
+        # A draft for an agent answers the customer's latest message.
+        question_seq = next((t.seq for t in rows if t.role == "customer"), 0)
     question = next((t for t in rows if t.seq == question_seq), None)
     newer_customer = any(t.seq > question_seq and t.role == "customer" for t in rows)
     if question is None or newer_customer:
@@ -152,8 +158,18 @@ async def answer(
                 escalate_detail="internal error",
             )
     if reply is not None and listener is not None:
-        await listener.reply_stored(reply)
+        await _notify(listener.reply_stored(reply))
     return reply
+
+
+async def _notify(call: Awaitable[None]) -> bool:
+    """Send to the asking socket; False when it can no longer be reached."""
+    try:
+        await call
+    except Exception:
+        logger.info("The asking socket went away during an answer")
+        return False
+    return True
 
 
 async def _answer(
@@ -190,8 +206,12 @@ async def _answer(
                     first_delta_at = time.monotonic()
                 streamed.append(event.text)
                 delta = _delta_event(stream_id, question_seq, index, event.text)
-                if listener is not None:
-                    await listener.reply_delta(delta["frame"])
+                if listener is not None and not await _notify(
+                    listener.reply_delta(delta["frame"])
+                ):
+                    # The asking socket went away (a reload): the answer
+                    # goes on for the conversation and is stored.
+                    listener = None
                 await live.asend(group, delta)
                 index += 1
             else:
@@ -302,3 +322,29 @@ async def drain() -> None:
     """Wait for the answers this process is still writing (shutdown, tests)."""
     while _running:
         await asyncio.gather(*list(_running), return_exceptions=True)
+
+
+async def draft_reply(conversation_id: Any) -> tuple[str, list[dict[str, Any]]]:
+    """The bot's answer to the customer's latest message, for an agent to edit.
+
+    Nothing is stored or sent to the customer.
+    """
+    ctx = await db_async(load_reply_context)(conversation_id, None, draft=True)
+    if ctx is None:
+        return "", []
+    article_index, docs = await db_async(knowledge_index.get_index)(ctx.index_version)
+    articles = await asyncio.to_thread(_retrieve, ctx, article_index, docs)
+    request = BotRequest(
+        question=ctx.question,
+        history=ctx.history,
+        summary=ctx.summary,
+        articles=articles,
+        bot_name=settings.BOT_NAME,
+    )
+    text = ""
+    sources: list[int] = []
+    async for event in get_engine().stream(request):
+        if isinstance(event, Completed):
+            text, sources = event.text, event.sources
+    titles = {a.id: a.title for a in articles}
+    return text, [{"id": i, "title": titles[i]} for i in sources if i in titles]

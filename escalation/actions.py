@@ -1,23 +1,71 @@
-"""Handing conversations from the bot to people.
+"""Handing conversations from the bot to people, and what people do with them.
 
-The queue, routing and the agent console build on `escalate_locked`: whatever
-the reason, a handover is one row here and one status change.
+One owner at a time: the bot, the queue, or one agent. Every change of owner
+happens here, with the conversation row locked, so two agents cannot both
+claim a conversation and the bot never answers while a person owns it.
+Routing runs in Celery (tasks.py) and is idempotent: it acts only on an
+escalation still in the state it expects.
 """
 
+import datetime
 import logging
+import statistics
+from dataclasses import dataclass
 from typing import Any
 
-from conversations.actions import append_system_message, set_status
-from conversations.models import Conversation
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
 
-from .models import Escalation
+from conversations.actions import (
+    ActionError,
+    append_message,
+    append_system_message,
+    set_status,
+)
+from conversations.models import Conversation, Message
+from support_bot import live
+
+from .models import (
+    AGENTS_GROUP,
+    AgentProfile,
+    BusinessHours,
+    Escalation,
+    InternalNote,
+    SupportSettings,
+)
 
 logger = logging.getLogger(__name__)
+
+AGENTS_LIVE_GROUP = "agents"
 
 WAITING_NOTICE = (
     "I've asked a person from our support team to take over. "
     "They'll reply right here; you can keep writing in the meantime."
 )
+NOBODY_NOTICE = (
+    "Nobody from our support team is available right now. Your conversation "
+    "stays in our queue and a person will reply here; leave your email address "
+    "below if you'd like the answer by email too."
+)
+
+
+def is_agent(user: Any) -> bool:
+    """Signed in, active, and in the agents group (or a superuser)."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    return bool(user.groups.filter(name=AGENTS_GROUP).exists())
+
+
+def agent_name(user: Any) -> str:
+    return str(user.first_name or user.get_username())
+
+
+def _queue_changed() -> None:
+    live.send_after_commit(AGENTS_LIVE_GROUP, {"type": "agents.queue"})
 
 
 def escalate_locked(
@@ -38,13 +86,509 @@ def escalate_locked(
         reason=reason,
         detail=detail[:255],
         confidence=confidence if isinstance(confidence, int | float) else None,
+        summary=_summary(conversation),
     )
     set_status(conversation, Conversation.Status.WAITING, reason=reason)
     if announce:
         append_system_message(conversation, WAITING_NOTICE)
+    _queue_changed()
+
+    from .tasks import route_escalation_task
+
+    escalation_id = escalation.pk
+    transaction.on_commit(lambda: route_escalation_task.delay(escalation_id))
     logger.info(
         "Conversation escalated: %s",
         reason,
         extra={"conversation_id": str(conversation.id), "reason": reason},
     )
     return escalation
+
+
+def _summary(conversation: Conversation) -> str:
+    """One paragraph for the agent: the running summary and the latest asks."""
+    asked = list(
+        conversation.messages.filter(role=Message.Role.CUSTOMER)
+        .order_by("-seq")
+        .values_list("text", flat=True)[:3]
+    )
+    parts = [conversation.summary.strip()] if conversation.summary.strip() else []
+    if asked:
+        latest = " / ".join(reversed([_clip(text, 160) for text in asked]))
+        parts.append(f"Latest from the customer: {latest}")
+    return " ".join(parts) or "No messages yet."
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- Routing ------------------------------------------------------------------
+
+
+def online_agents() -> list[tuple[AgentProfile, int]]:
+    """Agents with a live console, each with their current load."""
+    since = timezone.now() - datetime.timedelta(seconds=settings.AGENT_PRESENCE_TIMEOUT)
+    profiles = (
+        AgentProfile.objects.filter(last_seen_at__gte=since, user__is_active=True)
+        .select_related("user")
+        .annotate(
+            owned=Count(
+                "user__conversations",
+                filter=Q(user__conversations__status=Conversation.Status.HUMAN),
+                distinct=True,
+            )
+        )
+    )
+    offered = dict(
+        Escalation.objects.filter(status=Escalation.Status.ASSIGNED)
+        .values_list("assigned_to")
+        .annotate(n=Count("id"))
+        .values_list("assigned_to", "n")
+    )
+    return [(p, p.owned + offered.get(p.user_id, 0)) for p in profiles]
+
+
+def route_escalation(escalation_id: int, *, exclude_user_id: int | None = None) -> str:
+    """Offer a queued escalation to the least-loaded online agent with room.
+
+    Returns what happened: "assigned", "no_agent", or "skipped" when the
+    escalation is no longer queued (routing twice assigns once).
+    """
+    with transaction.atomic():
+        escalation = (
+            Escalation.objects.select_for_update()
+            .select_related("conversation")
+            .get(pk=escalation_id)
+        )
+        if escalation.status != Escalation.Status.QUEUED:
+            return "skipped"
+        escalation.routed_at = timezone.now()
+        escalation.routing_attempts += 1
+
+        candidates = [
+            (load, profile)
+            for profile, load in online_agents()
+            if load < profile.capacity and profile.user_id != exclude_user_id
+        ]
+        if not candidates or not BusinessHours.is_open():
+            _tell_nobody_is_online(escalation)
+            escalation.save()
+            return "no_agent"
+
+        load, profile = min(candidates, key=lambda c: (c[0], c[1].user_id))
+        escalation.status = Escalation.Status.ASSIGNED
+        escalation.assigned_to = profile.user
+        escalation.assigned_at = timezone.now()
+        escalation.save()
+        live.send_after_commit(
+            agent_group(profile.user_id),
+            {
+                "type": "agents.assigned",
+                "conversation": str(escalation.conversation_id),
+            },
+        )
+        _queue_changed()
+    # An offer nobody claims is taken back by the sweep (sweep_escalations).
+    logger.info(
+        "Escalation offered to agent %s (load %s)",
+        profile.user_id,
+        load,
+        extra={"conversation_id": str(escalation.conversation_id)},
+    )
+    return "assigned"
+
+
+def _tell_nobody_is_online(escalation: Escalation) -> None:
+    if escalation.told_no_agent:
+        return
+    conversation = Conversation.objects.select_for_update().get(
+        pk=escalation.conversation_id
+    )
+    append_system_message(conversation, NOBODY_NOTICE)
+    escalation.told_no_agent = True
+
+
+def release_unclaimed(escalation_id: int, user_id: int) -> bool:
+    """Take an offer back from an agent who did not claim it in time."""
+    with transaction.atomic():
+        escalation = Escalation.objects.select_for_update().get(pk=escalation_id)
+        if (
+            escalation.status != Escalation.Status.ASSIGNED
+            or escalation.assigned_to_id != user_id
+        ):
+            return False
+        escalation.status = Escalation.Status.QUEUED
+        escalation.assigned_to = None
+        escalation.save()
+        _queue_changed()
+    logger.info(
+        "Unclaimed escalation taken back from agent %s",
+        user_id,
+        extra={"conversation_id": str(escalation.conversation_id)},
+    )
+    route_escalation(escalation_id, exclude_user_id=user_id)
+    return True
+
+
+def stale_escalations(retry_after: float = 20) -> list[tuple[int, int | None]]:
+    """Escalations routing has left behind: (id, agent to take it back from).
+
+    Queued ones not routed for a while (a worker died mid-task, or nobody was
+    online), and offered ones past the claim timeout.
+    """
+    now = timezone.now()
+    timeout = SupportSettings.load().claim_timeout_seconds
+    queued = Escalation.objects.filter(
+        Q(routed_at__isnull=True)
+        | Q(routed_at__lt=now - datetime.timedelta(seconds=retry_after)),
+        status=Escalation.Status.QUEUED,
+    ).values_list("id", flat=True)
+    offered = Escalation.objects.filter(
+        status=Escalation.Status.ASSIGNED,
+        assigned_at__lt=now - datetime.timedelta(seconds=timeout),
+    ).values_list("id", "assigned_to_id")
+    return [(pk, None) for pk in queued] + list(offered)
+
+
+def record_heartbeat(user: Any) -> None:
+    AgentProfile.objects.update_or_create(
+        user=user, defaults={"last_seen_at": timezone.now()}
+    )
+
+
+def agent_checked_in(user: Any, *, connected: bool = False) -> None:
+    """A console connected or sent its heartbeat.
+
+    An agent coming online is the moment waiting conversations can be routed,
+    so a sweep follows. With tasks inline (one process, no beat) the
+    heartbeats are also what drives the sweep at all.
+    """
+    record_heartbeat(user)
+    from support_bot.celery import app
+
+    # On connecting, everything queued is routed now, however recently tried.
+    retry_after = 0.0 if connected else 20.0
+    if app.conf.task_always_eager:
+        sweep_escalations(retry_after)
+    elif connected:
+        from .tasks import sweep_escalations_task
+
+        transaction.on_commit(lambda: sweep_escalations_task.delay(retry_after))
+
+
+def sweep_escalations(retry_after: float = 20.0) -> int:
+    """Route what routing left behind; take back offers past the timeout."""
+    stale = stale_escalations(retry_after)
+    for escalation_id, offered_to in stale:
+        if offered_to is None:
+            route_escalation(escalation_id)
+        else:
+            release_unclaimed(escalation_id, offered_to)
+    return len(stale)
+
+
+def agent_group(user_id: Any) -> str:
+    return f"agent.{user_id}"
+
+
+# --- What agents do -----------------------------------------------------------
+
+
+def _lock(conversation_id: Any) -> Conversation:
+    try:
+        return Conversation.objects.select_for_update().get(pk=conversation_id)
+    except (Conversation.DoesNotExist, ValueError):
+        raise ActionError("not_found", "There is no such conversation.") from None
+
+
+def _open_escalation(conversation: Conversation) -> Escalation | None:
+    return (
+        conversation.escalations.select_for_update()
+        .filter(status__in=[*Escalation.OPEN_STATUSES, Escalation.Status.CLAIMED])
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def _require_owner(conversation: Conversation, user: Any) -> None:
+    if (
+        conversation.status != Conversation.Status.HUMAN
+        or conversation.agent_id != user.pk
+    ):
+        raise ActionError("not_owner", "Claim this conversation before you act on it.")
+
+
+def _announce_owner(conversation: Conversation, reason: str) -> None:
+    agent = conversation.agent
+    live.send_after_commit(
+        live.conversation_group(conversation.id),
+        {
+            "type": "conversation.status",
+            "frame": {
+                "type": "status",
+                "conversation": str(conversation.id),
+                "status": conversation.status,
+                "reason": reason,
+                "agent": {"name": agent_name(agent)} if agent else None,
+            },
+        },
+    )
+    _queue_changed()
+
+
+def claim_conversation(user: Any, conversation_id: Any) -> Conversation:
+    with transaction.atomic():
+        conversation = _lock(conversation_id)
+        if conversation.status == Conversation.Status.HUMAN:
+            if conversation.agent_id == user.pk:
+                return conversation
+            owner = agent_name(conversation.agent) if conversation.agent else "someone"
+            raise ActionError("already_claimed", f"{owner} already took this one.")
+        if conversation.status != Conversation.Status.WAITING:
+            raise ActionError(
+                "not_waiting", "This conversation is not waiting for a person."
+            )
+
+        conversation.status = Conversation.Status.HUMAN
+        conversation.agent = user
+        conversation.save(update_fields=["status", "agent", "updated_at"])
+        escalation = _open_escalation(conversation)
+        if escalation is not None:
+            escalation.status = Escalation.Status.CLAIMED
+            escalation.claimed_by = user
+            escalation.claimed_at = timezone.now()
+            escalation.save()
+        append_system_message(conversation, f"{agent_name(user)} from support joined.")
+        _announce_owner(conversation, "claimed")
+    logger.info(
+        "Agent %s claimed a conversation",
+        user.pk,
+        extra={"conversation_id": str(conversation.id)},
+    )
+    return conversation
+
+
+def post_agent_message(
+    user: Any, conversation_id: Any, client_id: str, text: str
+) -> Message:
+    with transaction.atomic():
+        conversation = _lock(conversation_id)
+        _require_owner(conversation, user)
+        existing = conversation.messages.filter(client_id=client_id).first()
+        if existing is not None:
+            return existing
+        return append_message(
+            conversation,
+            Message.Role.AGENT,
+            text,
+            client_id=client_id,
+            metadata={"author": {"name": agent_name(user)}, "agent_id": user.pk},
+        )
+
+
+def add_note(user: Any, conversation_id: Any, text: str) -> InternalNote:
+    with transaction.atomic():
+        conversation = _lock(conversation_id)
+        note = InternalNote.objects.create(
+            conversation=conversation, author=user, text=text
+        )
+        live.send_after_commit(
+            conversation_agents_group(conversation.id),
+            {"type": "agents.note", "frame": note_frame(note)},
+        )
+    return note
+
+
+def note_frame(note: InternalNote) -> dict[str, Any]:
+    return {
+        "type": "note",
+        "conversation": str(note.conversation_id),
+        "author": agent_name(note.author) if note.author else "",
+        "text": note.text,
+        "created_at": note.created_at.isoformat(),
+    }
+
+
+conversation_agents_group = live.conversation_agents_group
+
+
+def _finish(
+    user: Any, conversation_id: Any, status: str, escalation_status: str, notice: str
+) -> Conversation:
+    with transaction.atomic():
+        conversation = _lock(conversation_id)
+        _require_owner(conversation, user)
+        conversation.status = status
+        conversation.agent = None
+        conversation.save(update_fields=["status", "agent", "updated_at"])
+        escalation = _open_escalation(conversation)
+        if escalation is not None:
+            escalation.status = escalation_status
+            escalation.closed_at = timezone.now()
+            escalation.save()
+        append_system_message(conversation, notice)
+        _announce_owner(conversation, status)
+    return conversation
+
+
+def resolve_conversation(user: Any, conversation_id: Any) -> Conversation:
+    return _finish(
+        user,
+        conversation_id,
+        Conversation.Status.CLOSED,
+        Escalation.Status.RESOLVED,
+        f"{agent_name(user)} marked this conversation as resolved. Write again any "
+        "time and our assistant will pick it up.",
+    )
+
+
+def hand_back_to_bot(user: Any, conversation_id: Any) -> Conversation:
+    return _finish(
+        user,
+        conversation_id,
+        Conversation.Status.BOT,
+        Escalation.Status.HANDED_BACK,
+        "Our assistant is back with you.",
+    )
+
+
+def transfer_conversation(
+    user: Any, conversation_id: Any, to_user_id: int
+) -> Conversation:
+    from django.contrib.auth import get_user_model
+
+    target = get_user_model().objects.filter(pk=to_user_id, is_active=True).first()
+    if target is None or not is_agent(target):
+        raise ActionError("not_found", "There is no such agent.")
+    with transaction.atomic():
+        conversation = _lock(conversation_id)
+        _require_owner(conversation, user)
+        conversation.agent = target
+        conversation.save(update_fields=["agent", "updated_at"])
+        append_system_message(
+            conversation, f"{agent_name(target)} from support joined."
+        )
+        _announce_owner(conversation, "transferred")
+        live.send_after_commit(
+            agent_group(target.pk),
+            {"type": "agents.assigned", "conversation": str(conversation.id)},
+        )
+    return conversation
+
+
+# --- What the customer is told ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueuePlace:
+    position: int
+    wait_minutes: int | None
+    agents_online: bool
+
+
+def queue_place(conversation_id: Any) -> QueuePlace | None:
+    """Where a waiting conversation stands, and an estimate from recent claims.
+
+    The estimate is the median time recent escalations waited to be claimed,
+    times the position; with fewer than three recent claims there is no
+    honest estimate and None is returned for it.
+    """
+    waiting = [
+        str(pk)
+        for pk in Escalation.objects.filter(status__in=Escalation.OPEN_STATUSES)
+        .order_by("created_at")
+        .values_list("conversation_id", flat=True)
+    ]
+    if str(conversation_id) not in waiting:
+        return None
+    position = waiting.index(str(conversation_id))
+    recent = [
+        (created, claimed)
+        for created, claimed in Escalation.objects.filter(claimed_at__isnull=False)
+        .order_by("-claimed_at")
+        .values_list("created_at", "claimed_at")[:20]
+        if claimed is not None
+    ]
+    online = BusinessHours.is_open() and bool(online_agents())
+    if len(recent) < 3 or not online:
+        return QueuePlace(position + 1, None, online)
+    median = statistics.median((c - s).total_seconds() for s, c in recent)
+    minutes = max(1, round(median * (position + 1) / 60))
+    return QueuePlace(position + 1, minutes, online)
+
+
+# --- What the console shows ---------------------------------------------------
+
+
+def queue_items() -> list[dict[str, Any]]:
+    """Every conversation waiting for or with a person, oldest first."""
+    conversations = (
+        Conversation.objects.filter(
+            status__in=[Conversation.Status.WAITING, Conversation.Status.HUMAN]
+        )
+        .select_related("agent")
+        .order_by("updated_at")[:200]
+    )
+    latest: dict[Any, Escalation] = {}
+    for row in (
+        Escalation.objects.filter(conversation__in=conversations)
+        .select_related("assigned_to")
+        .order_by("created_at")
+    ):
+        latest[row.conversation_id] = row
+    items = []
+    for conversation in conversations:
+        escalation = latest.get(conversation.id)
+        items.append(
+            {
+                "conversation": str(conversation.id),
+                "status": conversation.status,
+                "agent": _person(conversation.agent),
+                "reason": escalation.reason if escalation else None,
+                "confidence": escalation.confidence if escalation else None,
+                "summary": escalation.summary if escalation else "",
+                "waiting_since": (
+                    escalation.created_at if escalation else conversation.updated_at
+                ).isoformat(),
+                "assigned_to": _person(escalation.assigned_to) if escalation else None,
+            }
+        )
+    return items
+
+
+def _person(user: Any) -> dict[str, Any] | None:
+    return {"id": user.pk, "name": agent_name(user)} if user else None
+
+
+def agents_available() -> list[dict[str, Any]]:
+    return [
+        {"id": p.user_id, "name": p.name, "load": load, "capacity": p.capacity}
+        for p, load in online_agents()
+    ]
+
+
+def transcript(conversation_id: Any) -> dict[str, Any]:
+    try:
+        conversation = Conversation.objects.select_related("agent").get(
+            pk=conversation_id
+        )
+    except (Conversation.DoesNotExist, ValueError):
+        raise ActionError("not_found", "There is no such conversation.") from None
+    return {
+        "type": "transcript",
+        "conversation": str(conversation.id),
+        "status": conversation.status,
+        "agent": _person(conversation.agent),
+        "notes": [note_frame(n) for n in conversation.notes.select_related("author")],
+        "escalations": [
+            {
+                "reason": e.reason,
+                "detail": e.detail,
+                "confidence": e.confidence,
+                "created_at": e.created_at.isoformat(),
+            }
+            for e in conversation.escalations.order_by("created_at")
+        ],
+    }

@@ -6,6 +6,7 @@ nothing here needs to be reliable for correctness.
 """
 
 import logging
+import uuid
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -15,12 +16,22 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 
+def _hex(value: Any) -> str:
+    # A UUID object and its string form must name the same group.
+    return uuid.UUID(str(value)).hex
+
+
 def conversation_group(conversation_id: Any) -> str:
-    return f"conversation.{getattr(conversation_id, 'hex', conversation_id)}"
+    return f"conversation.{_hex(conversation_id)}"
 
 
 def visitor_group(visitor_id: Any) -> str:
-    return f"visitor.{getattr(visitor_id, 'hex', visitor_id)}"
+    return f"visitor.{_hex(visitor_id)}"
+
+
+def conversation_agents_group(conversation_id: Any) -> str:
+    """Agents' sockets watching one conversation (notes never reach customers)."""
+    return f"agents.conversation.{_hex(conversation_id)}"
 
 
 def send_now(group: str, event: dict[str, Any]) -> None:

@@ -143,6 +143,17 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Picks up escalations whose routing task was lost (a killed worker) and offers
+# nobody claimed in time.
+CELERY_BEAT_SCHEDULE = {
+    "sweep-escalations": {
+        "task": "escalation.tasks.sweep_escalations_task",
+        "schedule": env.float("ESCALATION_SWEEP_SECONDS", default=30.0),
+    }
+}
+
+# An agent whose console sent no heartbeat for this long gets no new work.
+AGENT_PRESENCE_TIMEOUT = env.int("AGENT_PRESENCE_TIMEOUT", default=60)
 
 # --- The bot ----------------------------------------------------------------
 

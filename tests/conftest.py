@@ -5,6 +5,7 @@ REDIS_URL name. Without them, tests that need Redis are skipped on a laptop;
 in CI (CI=true) a missing service is a failure, never a skip.
 """
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -162,7 +163,8 @@ async def connect(transactional_db: None) -> AsyncIterator[Connect]:
         await communicator.disconnect()
     # The async ORM calls of the test itself ran on asgiref's shared thread.
     await sync_to_async(connections.close_all)()
-    db.close_pool()
+    # In a thread: closing waits on pool threads that may need this loop.
+    await asyncio.to_thread(db.close_pool)
 
     for layer in list(channel_layers.backends.values()):
         flush = getattr(layer, "flush", None)

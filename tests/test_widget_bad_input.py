@@ -6,11 +6,13 @@ from typing import Any
 import pytest
 
 from conversations.models import Message
-from tests.widget import ask, new_client_id, resume
+from tests.widget import ask, new_client_id, receive_until, resume
 
 
 async def expect_error(widget: Any, code: str) -> dict[str, Any]:
     frame: dict[str, Any] = await widget.receive_json_from()
+    while frame["type"] == "typing":  # the end of an earlier answer's typing
+        frame = await widget.receive_json_from()
     assert frame["type"] == "error", frame
     assert frame["code"] == code, frame
     assert frame["message"], "an error must carry a sentence for people"
@@ -34,6 +36,15 @@ async def expect_error(widget: Any, code: str) -> dict[str, Any]:
         ('{"type": "feedback", "seq": 1, "rating": "meh"}', "invalid_frame"),
         ('{"type": "typing"}', "invalid_frame"),
         ('{"type": "hello", "token": null}', "invalid_frame"),
+        ('{"type": ["hello"]}', "unknown_type"),
+        ("[" * 30_000 + "]" * 30_000, "bad_json"),
+        ('{"type": "message", "client_id": "x", "text": "a\\ud800b"}', "bad_json"),
+        ('{"type": "message", "client_id": "x", "text": "\\u0000"}', "empty_message"),
+        (
+            '{"type": "message", "client_id": "x", "text": "\\u200b\\ufeff "}',
+            "empty_message",
+        ),
+        ('{"type": "resume", "after_seq": 1.5}', "invalid_frame"),
     ],
 )
 async def test_malformed_frame_gets_typed_error_and_socket_stays_usable(
@@ -128,5 +139,24 @@ async def test_feedback_on_a_message_that_is_not_a_bot_answer(
     await expect_error(widget, "not_found")
 
     await widget.send_json_to({"type": "feedback", "seq": 2, "rating": "down"})
-    saved = await widget.receive_json_from()
-    assert saved == {"type": "feedback.saved", "seq": 2, "rating": "down"}
+    saved = await receive_until(widget, lambda f: f["type"] == "feedback.saved")
+    assert saved[-1] == {"type": "feedback.saved", "seq": 2, "rating": "down"}
+
+
+async def test_rate_limit_is_per_visitor_not_per_socket(
+    connect: Any, kb: Any, settings: Any
+) -> None:
+    settings.WIDGET_RATE_BURST = 3
+    settings.WIDGET_RATE_PER_SECOND = 0.1
+    first = await connect()
+    token = first.welcome["token"]
+    for n in range(3):
+        await first.send_json_to(
+            {"type": "message", "client_id": f"a{n}", "text": "hi"}
+        )
+        await receive_until(first, lambda f: f["type"] == "ack")
+
+    second = await connect(token=token)
+    await second.send_json_to({"type": "message", "client_id": "b0", "text": "hi"})
+
+    await expect_error(second, "rate_limited")

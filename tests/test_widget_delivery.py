@@ -5,7 +5,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
-from conversations import actions
+from conversations import actions, replies
 from conversations.models import Conversation, Message
 from support_bot.db import db_async
 from tests.widget import (
@@ -115,10 +115,73 @@ async def test_replay_carries_the_customers_earlier_rating(
     await resume(widget)
     await ask(widget, "How do I change my PIN?")
     await widget.send_json_to({"type": "feedback", "seq": 2, "rating": "down"})
-    assert (await widget.receive_json_from())["type"] == "feedback.saved"
+    await receive_until(widget, lambda f: f["type"] == "feedback.saved")
 
     again = await connect(token=widget.welcome["token"])
     frames = await resume(again)
 
     ratings = {f["seq"]: f["feedback"] for f in frames if f["type"] == "message"}
     assert ratings == {1: None, 2: "down"}
+
+
+async def test_resume_past_the_end_does_not_mute_the_socket(
+    connect: Any, kb: Any
+) -> None:
+    widget = await connect()
+    await resume(widget, after_seq=10**12)
+
+    frames = await ask(widget, "How do I change my PIN?")
+
+    assert [f["seq"] for f in frames if f["type"] == "message"] == [1, 2]
+
+
+async def test_socket_that_never_resumes_still_gets_live_messages(
+    connect: Any, kb: Any
+) -> None:
+    first = await connect()
+    await resume(first)
+    await ask(first, "How do I change my PIN?")
+    returning = await connect(token=first.welcome["token"])
+
+    frames = await ask(returning, "I lost my card")
+
+    assert [f["seq"] for f in frames if f["type"] == "message"] == [3, 4]
+
+
+async def test_closing_mid_answer_still_stores_the_whole_answer(
+    connect: Any, kb: Any, settings: Any
+) -> None:
+    settings.OFFLINE_STREAM_DELAY_MS = 20
+    widget = await connect()
+    await resume(widget)
+    await widget.send_json_to(
+        {"type": "message", "client_id": "q", "text": "How do I change my PIN?"}
+    )
+    await receive_until(widget, lambda f: f["type"] == "bot.delta")
+
+    await widget.disconnect()
+    await replies.drain()
+
+    answer = await Message.objects.aget(role="bot")
+    assert not answer.metadata.get("interrupted")
+    assert answer.text.startswith("You can change your PIN")
+    assert (await Conversation.objects.aget()).status == "bot"
+
+
+async def test_two_tabs_starting_at_once_share_one_conversation(
+    transactional_db: None,
+) -> None:
+    session = await db_async(actions.open_visitor_session)(None)
+
+    await asyncio.gather(
+        *(
+            db_async(actions.post_customer_message_once)(
+                session.visitor, f"tab-{n}", "first words"
+            )
+            for n in range(4)
+        )
+    )
+
+    assert await Conversation.objects.acount() == 1
+    seqs = [m.seq async for m in Message.objects.order_by("seq")]
+    assert seqs == [1, 2, 3, 4]

@@ -6,7 +6,7 @@ from channels.testing import WebsocketCommunicator
 
 from conversations.models import Visitor
 from support_bot.asgi import application
-from tests.widget import ask, resume, settle, stored_frames
+from tests.widget import ask, receive_until, resume, settle, stored_frames
 
 
 async def test_socket_from_an_unlisted_origin_is_refused(
@@ -52,7 +52,7 @@ async def test_visitor_never_sees_another_visitors_messages(
     await ask(bob, "How do I change my PIN?")
     # Feedback by seq names Bob's own conversation, never Alice's.
     await bob.send_json_to({"type": "feedback", "seq": 2, "rating": "up"})
-    assert (await bob.receive_json_from())["type"] == "feedback.saved"
+    await receive_until(bob, lambda f: f["type"] == "feedback.saved")
 
     replay = await resume(bob, after_seq=0)
     texts = [f["text"] for f in replay if f["type"] == "message"]
@@ -67,3 +67,12 @@ async def test_token_is_stored_only_as_a_hash(connect: Any) -> None:
 
     assert not await Visitor.objects.filter(token_hash=token).aexists()
     assert len(token) >= 40
+
+
+async def test_malformed_origin_is_refused_not_an_error(transactional_db: None) -> None:
+    for origin in (b"http://127.0.0.1:8000.evil.com", b"http://127.0.0.1:80001x"):
+        communicator = WebsocketCommunicator(
+            application, "/ws/widget/", headers=[(b"origin", origin)]
+        )
+        connected, _ = await communicator.connect()
+        assert not connected, origin

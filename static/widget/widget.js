@@ -45,7 +45,12 @@
     botBack: 'The bot is back.',
     closed: 'This conversation is closed.',
     notConnected: 'Not connected yet. Try again in a moment.',
+    nobody: 'Nobody is available right now.',
+    contactAsk: 'Leave your email address and we will answer there too.',
+    badEmail: 'Please enter an email address like name@example.com.',
   };
+  // Light on purpose: the server validates for real (`invalid_email`).
+  const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
   const config = readConfig(script);
   const storage = openStorage();
@@ -85,6 +90,8 @@
     ['typing', onTyping],
     ['status', onStatus],
     ['feedback.saved', onFeedbackSaved],
+    ['queue', onQueue],
+    ['contact.saved', onContactSaved],
     ['error', onError],
   ]);
 
@@ -311,9 +318,11 @@
     const send = h('button', { type: 'button', class: 'send' }, 'Send');
     const human = h('button', { type: 'button', class: 'human' }, 'Talk to a person');
     human.disabled = true;
+    const queue = buildQueueBox();
     const composer = h(
       'div',
       { class: 'composer' },
+      queue.queueBox,
       conn,
       alert,
       h(
@@ -325,7 +334,39 @@
       ),
       human
     );
-    return { composer, conn, alert, input, send, human };
+    return { composer, conn, alert, input, send, human, ...queue };
+  }
+
+  // Where a waiting customer stands, and, when nobody is online, a way to
+  // leave an email address.
+  function buildQueueBox() {
+    const queueText = h('p', { class: 'queue-text', role: 'status' });
+    const email = h('input', {
+      id: 'sw-email',
+      type: 'email',
+      autocomplete: 'email',
+      placeholder: 'you@example.com',
+      maxlength: '254',
+    });
+    const contactError = h('p', { class: 'contact-error', role: 'alert' });
+    const contactForm = h(
+      'form',
+      { class: 'contact', novalidate: '' },
+      h('label', { for: 'sw-email' }, TEXT.contactAsk),
+      h(
+        'div',
+        { class: 'row' },
+        email,
+        h('button', { type: 'submit', class: 'send' }, 'Save')
+      ),
+      contactError
+    );
+    contactForm.hidden = true;
+    const contactDone = h('p', { class: 'contact-done', role: 'status' });
+    contactDone.hidden = true;
+    const queueBox = h('div', { class: 'queue' }, queueText, contactForm, contactDone);
+    queueBox.hidden = true;
+    return { queueBox, queueText, contactForm, email, contactError, contactDone };
   }
 
   function bindUi(parts, root) {
@@ -350,6 +391,10 @@
     });
     parts.send.addEventListener('click', () => submit());
     parts.human.addEventListener('click', () => requestHuman());
+    parts.contactForm.addEventListener('submit', (event) => {
+      event.preventDefault();
+      leaveContact();
+    });
   }
 
   function mount() {
@@ -627,6 +672,7 @@
     const previous = state.status;
     state.status = frame.status;
     ui.convStatus.textContent = statusLine(frame, previous);
+    if (frame.status !== 'waiting') ui.queueBox.hidden = true;
     updateButtons();
   }
 
@@ -653,6 +699,52 @@
     return null;
   }
 
+  function onQueue(frame) {
+    if (state.status !== 'waiting') return;
+    ui.queueBox.hidden = false;
+    const online = frame.agents_online !== false;
+    ui.queueText.textContent = online ? queueLine(frame) : TEXT.nobody;
+    // Once an address is saved, the confirmation stays instead of the form.
+    ui.contactForm.hidden = online || !ui.contactDone.hidden;
+  }
+
+  function queueLine(frame) {
+    const position = Number.isInteger(frame.position) && frame.position > 0
+      ? frame.position
+      : null;
+    const minutes = Number.isInteger(frame.wait_minutes) && frame.wait_minutes > 0
+      ? frame.wait_minutes
+      : null;
+    if (!position) return TEXT.waiting;
+    const place = `You're number ${position} in the queue`;
+    if (!minutes) return `${place}.`;
+    return `${place} — about ${minutes} ${minutes === 1 ? 'minute' : 'minutes'}.`;
+  }
+
+  function leaveContact() {
+    const email = ui.email.value.trim();
+    if (!EMAIL.test(email)) {
+      ui.contactError.textContent = TEXT.badEmail;
+      ui.email.setAttribute('aria-invalid', 'true');
+      ui.email.focus();
+      return;
+    }
+    ui.contactError.textContent = '';
+    ui.email.removeAttribute('aria-invalid');
+    if (!state.ready || !send({ type: 'contact', email })) {
+      ui.contactError.textContent = TEXT.notConnected;
+    }
+  }
+
+  function onContactSaved(frame) {
+    const email = typeof frame.email === 'string' ? frame.email : '';
+    ui.contactForm.hidden = true;
+    ui.contactDone.hidden = false;
+    ui.contactDone.textContent = email
+      ? `Thanks! We'll also reply to ${email}.`
+      : "Thanks! We'll also reply by email.";
+  }
+
   function onFeedbackSaved(frame) {
     const entry = state.shown.get(frame.seq);
     if (!entry) return;
@@ -666,6 +758,10 @@
     const reason = typeof frame.message === 'string' && frame.message
       ? frame.message
       : 'Something went wrong.';
+    if (frame.code === 'invalid_email' && !ui.contactForm.hidden) {
+      ui.contactError.textContent = reason;
+      return;
+    }
     showAlert(reason);
     const clientId = frame.client_id;
     if (!clientId || !(state.pending.has(clientId) || outboxHas(clientId))) return;
@@ -699,6 +795,7 @@
     state.shown.clear();
     state.status = 'bot';
     ui.convStatus.textContent = '';
+    ui.queueBox.hidden = true;
     dropPreviews();
   }
 
@@ -1082,6 +1179,22 @@
       height: 40px; padding: 0 16px; border: 0; border-radius: 10px;
       background: var(--accent); color: #fff; font-weight: 600;
     }
+    .queue {
+      margin: 0 0 10px; padding: 9px 11px; border-radius: 10px;
+      background: #eef4f8; font-size: 13.5px;
+    }
+    .queue-text { margin: 0; }
+    .contact { margin-top: 8px; }
+    .contact label { display: block; margin-bottom: 6px; color: var(--muted); }
+    .contact input {
+      flex: 1; min-width: 0; height: 36px; padding: 0 10px;
+      border: 1px solid #c9cfd6; border-radius: 8px; font: inherit; background: #fff;
+    }
+    .contact input[aria-invalid="true"] { border-color: var(--danger); }
+    .contact .send { height: 36px; }
+    .contact-error { margin: 6px 0 0; color: var(--danger); font-size: 12.5px; }
+    .contact-error:empty { display: none; }
+    .contact-done { margin: 6px 0 0; }
     .human {
       margin-top: 8px; padding: 2px 0; border: 0; background: none;
       color: var(--accent); font-size: 13px; text-decoration: underline;

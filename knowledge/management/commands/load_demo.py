@@ -13,14 +13,25 @@ from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from escalation.models import AGENTS_GROUP, AgentProfile, CannedReply
 from knowledge.models import Article
 
 KB_FILE = Path(__file__).resolve().parents[2] / "demo" / "bank_kb.json"
-AGENTS_GROUP = "Support agents"
 DEMO_LOGINS = [
     # (username, password, is_superuser, display name)
     ("admin", "admin-demo-2026", True, "Admin"),
     ("dana", "dana-demo-2026", False, "Dana"),
+]
+
+
+DEMO_CANNED_REPLIES = [
+    ("Greeting", "Hi, I'm here to help. Give me a moment to read through this."),
+    (
+        "Card frozen",
+        "I've checked your account: the card is frozen now, so nobody can use it. "
+        "You can order a replacement in the app under Cards.",
+    ),
+    ("Closing", "Is there anything else I can help you with today?"),
 ]
 
 
@@ -44,7 +55,12 @@ class Command(BaseCommand):
                 "Demo logins have public passwords; they are only created with "
                 "DEBUG on. Use createsuperuser in production, or --no-users."
             )
-        self.stdout.write("Demo logins (http://127.0.0.1:8000/admin/):")
+        for title, text in DEMO_CANNED_REPLIES:
+            CannedReply.objects.get_or_create(title=title, defaults={"text": text})
+        self.stdout.write(
+            "Demo logins (admin: http://127.0.0.1:8000/admin/, "
+            "agent console: http://127.0.0.1:8000/agent/):"
+        )
         for username, password, is_superuser, name in DEMO_LOGINS:
             user_created = ensure_user(username, password, is_superuser, name)
             note = "" if user_created else " (existing user, password unchanged)"
@@ -80,4 +96,5 @@ def ensure_user(username: str, password: str, is_superuser: bool, name: str) -> 
     if not is_superuser:
         group, _ = Group.objects.get_or_create(name=AGENTS_GROUP)
         user.groups.add(group)
+        AgentProfile.objects.get_or_create(user=user)
     return created

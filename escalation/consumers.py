@@ -1,0 +1,281 @@
+"""The agent console's websocket (docs/agent-protocol.md).
+
+Accepts only signed-in agents; every frame becomes one action call. The
+console keeps its own last seen seq per conversation and re-opens with it
+after a reconnect, so, as for the widget, the database is the guarantee and
+the channel layer the fast path.
+"""
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from conversations import replies
+from conversations.actions import ActionError
+from conversations.consumers import messages_after
+from conversations.models import Message
+from conversations.protocol import (
+    CLIENT_ID,
+    FrameError,
+    decode,
+    parse_after_seq,
+    parse_typing,
+)
+from knowledge.actions import save_agent_answer
+from support_bot import live
+from support_bot.db import db_async
+
+from . import actions
+
+logger = logging.getLogger(__name__)
+
+AGENT_TYPES = frozenset(
+    {
+        "heartbeat",
+        "open",
+        "close",
+        "claim",
+        "reply",
+        "note",
+        "typing",
+        "suggest",
+        "resolve",
+        "hand_back",
+        "transfer",
+        "save_article",
+    }
+)
+
+
+def agent_message_frame(message: Message) -> dict[str, Any]:
+    return {**message.as_frame(), "metadata": message.metadata}
+
+
+class AgentConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
+    async def connect(self) -> None:
+        self.user = self.scope.get("user")
+        if self.user is None or not await db_async(actions.is_agent)(self.user):
+            await self.close(code=4403)
+            return
+        self.opened: set[str] = set()
+        self.groups_joined: list[str] = []
+        await self.accept()
+        await self._join(actions.AGENTS_LIVE_GROUP)
+        await self._join(actions.agent_group(self.user.pk))
+        await db_async(actions.agent_checked_in)(self.user, connected=True)
+        await self._send_queue()
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None
+    ) -> None:
+        frame: dict[str, Any] = {}
+        try:
+            frame = decode(text_data, AGENT_TYPES)
+            await getattr(self, f"on_{frame['type']}")(frame)
+        except FrameError as error:
+            await self.send_json(error.as_frame())
+        except ActionError as error:
+            await self.send_json(
+                {
+                    "type": "error",
+                    "code": error.code,
+                    "message": error.message,
+                    "conversation": frame.get("conversation"),
+                }
+            )
+        except Exception:
+            logger.exception("Agent frame failed")
+            await self.send_json(
+                {
+                    "type": "error",
+                    "code": "server_error",
+                    "message": "Something went wrong on our side. Please try again.",
+                }
+            )
+
+    # --- client frames ------------------------------------------------------
+
+    async def on_heartbeat(self, frame: dict[str, Any]) -> None:
+        await db_async(actions.agent_checked_in)(self.user)
+        await self.send_json({"type": "heartbeat"})
+
+    async def on_open(self, frame: dict[str, Any]) -> None:
+        conversation = _conversation(frame)
+        after_seq = parse_after_seq(frame) if "after_seq" in frame else 0
+        transcript = await db_async(actions.transcript)(conversation)
+        if conversation not in self.opened:
+            self.opened.add(conversation)
+            for group in _groups(conversation):
+                await self._join(group)
+        await self.send_json(transcript)
+        while True:
+            page = await db_async(messages_after)(conversation, after_seq, 200)
+            for message in page:
+                await self.send_json(agent_message_frame(message))
+                after_seq = message.seq
+            if len(page) < 200:
+                break
+
+    async def on_close(self, frame: dict[str, Any]) -> None:
+        conversation = _conversation(frame)
+        if conversation in self.opened:
+            self.opened.discard(conversation)
+            for group in _groups(conversation):
+                await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def on_claim(self, frame: dict[str, Any]) -> None:
+        await db_async(actions.claim_conversation)(self.user, _conversation(frame))
+
+    async def on_reply(self, frame: dict[str, Any]) -> None:
+        conversation = _conversation(frame)
+        client_id = frame.get("client_id")
+        text = frame.get("text")
+        if not isinstance(client_id, str) or not CLIENT_ID.fullmatch(client_id):
+            raise FrameError("invalid_frame", "A reply needs a client_id.")
+        if not isinstance(text, str) or not text.strip():
+            raise FrameError("empty_message", "That reply is empty.")
+        if len(text) > settings.MAX_MESSAGE_CHARS:
+            raise FrameError("message_too_long", "That reply is too long.")
+        message = await db_async(actions.post_agent_message)(
+            self.user, conversation, client_id, text.strip()
+        )
+        await self.send_json(
+            {"type": "ack", "client_id": client_id, "seq": message.seq}
+        )
+
+    async def on_note(self, frame: dict[str, Any]) -> None:
+        text = frame.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise FrameError("empty_message", "That note is empty.")
+        await db_async(actions.add_note)(self.user, _conversation(frame), text.strip())
+
+    async def on_typing(self, frame: dict[str, Any]) -> None:
+        await live.asend(
+            live.conversation_group(_conversation(frame)),
+            {
+                "type": "conversation.typing",
+                "frame": {
+                    "type": "typing",
+                    "role": "agent",
+                    "name": actions.agent_name(self.user),
+                    "active": parse_typing(frame),
+                },
+            },
+        )
+
+    async def on_suggest(self, frame: dict[str, Any]) -> None:
+        conversation = _conversation(frame)
+        text, sources = await replies.draft_reply(conversation)
+        await self.send_json(
+            {
+                "type": "suggestion",
+                "conversation": conversation,
+                "text": text,
+                "sources": sources,
+            }
+        )
+
+    async def on_resolve(self, frame: dict[str, Any]) -> None:
+        await db_async(actions.resolve_conversation)(self.user, _conversation(frame))
+
+    async def on_hand_back(self, frame: dict[str, Any]) -> None:
+        await db_async(actions.hand_back_to_bot)(self.user, _conversation(frame))
+
+    async def on_transfer(self, frame: dict[str, Any]) -> None:
+        target = frame.get("agent")
+        if not isinstance(target, int) or isinstance(target, bool):
+            raise FrameError("invalid_frame", "transfer needs the agent's id.")
+        await db_async(actions.transfer_conversation)(
+            self.user, _conversation(frame), target
+        )
+
+    async def on_save_article(self, frame: dict[str, Any]) -> None:
+        conversation = _conversation(frame)
+        seq = frame.get("seq")
+        title = frame.get("title")
+        if not isinstance(seq, int) or not isinstance(title, str) or not title.strip():
+            raise FrameError("invalid_frame", "save_article needs seq and title.")
+        article = await db_async(save_agent_answer)(
+            self.user, conversation, seq, title.strip()
+        )
+        await self.send_json(
+            {
+                "type": "article.saved",
+                "conversation": conversation,
+                "article": article.pk,
+                "title": article.title,
+            }
+        )
+
+    # --- channel-layer events -----------------------------------------------
+
+    async def agents_queue(self, event: dict[str, Any]) -> None:
+        await self._send_queue()
+
+    async def agents_assigned(self, event: dict[str, Any]) -> None:
+        await self.send_json(
+            {"type": "assigned", "conversation": event["conversation"]}
+        )
+
+    async def agents_note(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["frame"])
+
+    async def conversation_message(self, event: dict[str, Any]) -> None:
+        await self.send_json(
+            {**event["frame"], "metadata": event.get("metadata", {}), "replay": False}
+        )
+
+    async def conversation_delta(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["frame"])
+
+    async def conversation_typing(self, event: dict[str, Any]) -> None:
+        if event["frame"].get("role") == "customer":
+            await self.send_json(
+                {**event["frame"], "conversation": event.get("conversation")}
+            )
+
+    async def conversation_status(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["frame"])
+
+    async def visitor_conversation(self, event: dict[str, Any]) -> None:
+        return None
+
+    # --- helpers ------------------------------------------------------------
+
+    async def _send_queue(self) -> None:
+        items = await db_async(actions.queue_items)()
+        agents = await db_async(actions.agents_available)()
+        await self.send_json({"type": "queue", "items": items})
+        await self.send_json({"type": "agents", "items": agents})
+
+    async def _join(self, group: str) -> None:
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.groups_joined.append(group)
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content, ensure_ascii=False))
+
+
+def _conversation(frame: dict[str, Any]) -> str:
+    """The conversation's id in one spelling, so `opened` holds each once."""
+    value = frame.get("conversation")
+    try:
+        return str(uuid.UUID(value if isinstance(value, str) else ""))
+    except ValueError:
+        raise FrameError("invalid_frame", "Name the conversation.") from None
+
+
+def _groups(conversation: str) -> tuple[str, str]:
+    """What an opened conversation's socket listens to: messages and notes."""
+    return (
+        live.conversation_group(conversation),
+        actions.conversation_agents_group(conversation),
+    )

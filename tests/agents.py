@@ -1,0 +1,51 @@
+"""Helpers for tests with support agents and their console socket."""
+
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import Group, User
+from django.test import Client
+
+from escalation.actions import record_heartbeat
+from escalation.models import AGENTS_GROUP, AgentProfile
+from support_bot.asgi import application
+
+ORIGIN = b"http://127.0.0.1:8000"
+
+
+def make_agent(username: str, capacity: int = 3, online: bool = True) -> User:
+    user = User.objects.create_user(
+        username, password="pw", first_name=username.title()
+    )
+    group, _ = Group.objects.get_or_create(name=AGENTS_GROUP)
+    user.groups.add(group)
+    AgentProfile.objects.create(user=user, capacity=capacity)
+    if online:
+        record_heartbeat(user)
+    return user
+
+
+def session_cookie(user: User) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+async def open_console(
+    user: User | None, origin: bytes = ORIGIN
+) -> WebsocketCommunicator:
+    headers = [(b"origin", origin), (b"host", b"127.0.0.1:8000")]
+    if user is not None:
+        headers.append((b"cookie", await sync_to_async(session_cookie)(user)))
+    return WebsocketCommunicator(application, "/ws/agent/", headers=headers)
+
+
+async def receive_type(
+    console: WebsocketCommunicator, kind: str, **match: Any
+) -> dict[str, Any]:
+    """The next frame of `kind` (whose fields equal `match`), skipping others."""
+    while True:
+        frame: dict[str, Any] = await console.receive_json_from(timeout=10)
+        if frame["type"] == kind and all(frame.get(k) == v for k, v in match.items()):
+            return frame

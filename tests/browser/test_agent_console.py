@@ -1,0 +1,148 @@
+"""A customer and support agents, each in their own Chromium profile, live.
+
+The customer uses the widget on the demo page; Dana (a support agent) and
+the admin (a superuser, so also an agent) use the console at /agent/ after
+signing in through the admin login page.
+"""
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect
+
+pytestmark = pytest.mark.browser
+
+Frames = list[tuple[str, dict[str, Any]]]
+SignIn = Callable[[str, str], Page]
+
+DANA = ("dana", "dana-demo-2026")
+ADMIN = ("admin", "admin-demo-2026")
+CARD_QUESTION = "My card still hasn't arrived, what should I do?"
+VAR = Path(__file__).resolve().parents[2] / "var"
+
+
+@pytest.fixture
+def sign_in(browser: Browser, live_server_url: str) -> Iterator[SignIn]:
+    """Opens the console in a fresh profile, signed in as the given user."""
+    contexts = []
+    errors: list[str] = []
+
+    def open_console(username: str, password: str) -> Page:
+        context = browser.new_context(
+            base_url=live_server_url, viewport={"width": 1280, "height": 800}
+        )
+        contexts.append(context)
+        console = context.new_page()
+        console.on("pageerror", lambda error: errors.append(str(error)))
+        console.goto("/admin/login/?next=/agent/")
+        console.get_by_label("Username").fill(username)
+        console.get_by_label("Password").fill(password)
+        console.get_by_role("button", name="Log in").click()
+        expect(console).to_have_url(re.compile(r"/agent/$"))
+        expect(console.locator("#conn")).to_have_text("Connected")
+        return console
+
+    yield open_console
+    for context in contexts:
+        context.close()
+    assert errors == []
+
+
+def open_widget(page: Page) -> None:
+    page.get_by_role("button", name="Open chat").click()
+    expect(page.get_by_role("button", name="Talk to a person")).to_be_enabled()
+
+
+def customer_says(page: Page, text: str) -> None:
+    page.get_by_label("Message").fill(text)
+    page.get_by_label("Message").press("Enter")
+
+
+def queue_item(console: Page, conversation: str) -> Locator:
+    return console.locator(f'.queue-item[data-conversation="{conversation}"]')
+
+
+def conversation_of(frames: Frames) -> str:
+    statuses = [f for way, f in frames if way == "received" and f["type"] == "status"]
+    conversation: str = statuses[-1]["conversation"]
+    return conversation
+
+
+def test_agent_takes_over_a_conversation_and_hands_it_back_resolved(
+    page: Page, frames: Frames, sign_in: SignIn
+) -> None:
+    dana = sign_in(*DANA)
+    expect(dana.locator("#conv-title")).to_have_text("No conversation open")
+
+    open_widget(page)
+    page.get_by_role("button", name="Talk to a person").click()
+    expect(page.locator(".queue-text")).to_have_text(
+        re.compile(r"You're number \d+ in the queue")
+    )
+    conversation = conversation_of(frames)
+
+    # The queue is live: the new conversation appears without a reload.
+    item = queue_item(dana, conversation)
+    expect(item).to_contain_text("Waiting")
+    expect(item).to_contain_text("Asked for a person")
+    item.click()
+    dana.get_by_role("button", name="Claim").click()
+
+    expect(page.locator(".log .item-system").last).to_contain_text(
+        "Dana from support joined."
+    )
+    expect(page.locator(".conv-status")).to_have_text("You're chatting with Dana.")
+    expect(dana.locator("#conv-status")).to_have_text("With a person: you.")
+    expect(item).to_contain_text("Yours")
+
+    reply = "Hi, I'm Dana. Let me look at your card."
+    dana.get_by_label("Reply to the customer").fill(reply)
+    expect(page.locator(".typing")).to_contain_text("Dana is typing…")
+    dana.get_by_label("Reply to the customer").press("Enter")
+    agent_message = page.locator(".log .item-agent")
+    expect(agent_message.locator(".bubble")).to_contain_text(reply)
+    expect(agent_message.locator(".author")).to_have_text("Dana")
+    expect(dana.get_by_label("Reply to the customer")).to_have_value("")
+
+    answer = "Thanks, it has been two weeks now."
+    customer_says(page, answer)
+    expect(dana.locator(".msg-customer").filter(has_text=answer)).to_have_count(1)
+
+    note = "Checked the address on file: it is current."
+    dana.get_by_label("Internal note").fill(note)
+    dana.get_by_role("button", name="Add note").click()
+    expect(dana.locator(".msg-note")).to_contain_text(note)
+
+    VAR.mkdir(exist_ok=True)
+    dana.screenshot(path=str(VAR / "agent-console.png"))
+    page.screenshot(path=str(VAR / "widget-with-agent.png"))
+
+    # A second agent cannot take a conversation somebody already has.
+    admin = sign_in(*ADMIN)
+    queue_item(admin, conversation).click()
+    expect(admin.locator("#conv-status")).to_have_text("With a person: Dana.")
+    admin.get_by_role("button", name="Claim").click()
+    expect(admin.get_by_role("alert")).to_contain_text("Already claimed")
+    expect(admin.get_by_role("alert")).to_contain_text("Dana already took this one.")
+
+    dana.get_by_role("button", name="Resolve").click()
+    expect(page.locator(".conv-status")).to_have_text("This conversation is closed.")
+    expect(item).to_have_count(0)
+    assert note not in page.locator("support-chat-widget").inner_text()
+
+    customer_says(page, CARD_QUESTION)
+    bot_answer = page.locator(".log .item-bot")
+    expect(bot_answer).to_have_count(1)
+    expect(bot_answer.locator(".sources")).to_contain_text("Sources: ")
+    # The agent still watching sees the bot's answer, with what it rests on.
+    expect(dana.locator(".msg-bot .signals")).to_contain_text("Sources: ")
+
+
+def test_console_sends_anonymous_visitors_to_the_login_page(page: Page) -> None:
+    page.goto("/agent/")
+
+    expect(page).to_have_url(re.compile(r"/admin/login/\?next=/agent/$"))
+    expect(page.get_by_label("Username")).to_be_visible()

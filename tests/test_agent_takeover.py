@@ -1,0 +1,154 @@
+"""An agent takes a conversation over live, and gives it back."""
+
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
+
+from conversations.models import Conversation
+from tests.agents import make_agent, open_console, receive_type
+from tests.widget import ask, new_client_id, receive_until, resume, settle
+
+
+async def test_console_refuses_anyone_but_agents(connect: Any) -> None:
+    customer = await sync_to_async(User.objects.create_user)("customer", password="pw")
+    agent = await sync_to_async(make_agent)("dana")
+
+    for user, origin in [
+        (None, b"http://127.0.0.1:8000"),
+        (customer, b"http://127.0.0.1:8000"),
+        (agent, b"https://evil.example"),
+    ]:
+        console = await open_console(user, origin)
+        connected, _ = await console.connect()
+        assert not connected, (user, origin)
+
+
+async def test_agent_claims_replies_and_resolves_live(connect: Any, kb: Any) -> None:
+    widget = await connect()
+    await resume(widget)
+    await ask(widget, "How do I change my PIN?")
+    dana = await sync_to_async(make_agent)("dana")
+    console = await open_console(dana)
+    assert (await console.connect())[0]
+    await receive_type(console, "queue")
+
+    await widget.send_json_to({"type": "request_human"})
+    waiting = await receive_until(widget, lambda f: f["type"] == "queue")
+    assert any(f["type"] == "status" and f["status"] == "waiting" for f in waiting)
+    assigned = await receive_type(console, "assigned")
+    conversation = assigned["conversation"]
+
+    await console.send_json_to({"type": "open", "conversation": conversation})
+    await receive_type(console, "transcript", conversation=conversation)
+    await console.send_json_to({"type": "claim", "conversation": conversation})
+    status = await receive_until(
+        widget, lambda f: f["type"] == "status" and f["status"] != "waiting"
+    )
+    assert (status[-1]["status"], status[-1]["agent"]) == ("human", {"name": "Dana"})
+
+    await console.send_json_to(
+        {
+            "type": "reply",
+            "conversation": conversation,
+            "client_id": "a1",
+            "text": "Hi, Dana here.",
+        }
+    )
+    seen = await receive_until(
+        widget, lambda f: f["type"] == "message" and f["role"] == "agent"
+    )
+    assert seen[-1]["text"] == "Hi, Dana here."
+    assert seen[-1]["author"] == {"name": "Dana"}
+
+    await widget.send_json_to(
+        {"type": "message", "client_id": new_client_id(), "text": "Thanks Dana"}
+    )
+    from_customer = await receive_type(
+        console, "message", role="customer", text="Thanks Dana"
+    )
+    assert from_customer["conversation"] == conversation
+    frames = await settle(widget)
+    assert not any(f["type"] == "message" and f["role"] == "bot" for f in frames), (
+        "the bot must stay silent while a person owns the conversation"
+    )
+
+    await console.send_json_to({"type": "resolve", "conversation": conversation})
+    closed = await receive_until(widget, lambda f: f["type"] == "status")
+    assert closed[-1]["status"] == "closed"
+
+    answer = await ask(widget, "I lost my card")
+    assert answer[-1]["sources"], "a reopened conversation is the bot's again"
+    assert (await Conversation.objects.aget()).status == "bot"
+
+
+async def test_notes_never_reach_the_customer(connect: Any, kb: Any) -> None:
+    widget = await connect()
+    await resume(widget)
+    await widget.send_json_to({"type": "request_human"})
+    dana = await sync_to_async(make_agent)("dana")
+    console = await open_console(dana)
+    await console.connect()
+    item = (await receive_type(console, "queue"))["items"][0]
+    await console.send_json_to({"type": "open", "conversation": item["conversation"]})
+
+    await console.send_json_to(
+        {"type": "note", "conversation": item["conversation"], "text": "VIP, be kind"}
+    )
+
+    note = await receive_type(console, "note")
+    assert note["text"] == "VIP, be kind"
+    assert all("VIP" not in str(f) for f in await settle(widget))
+
+
+async def test_hand_back_lets_the_bot_answer_again(connect: Any, kb: Any) -> None:
+    widget = await connect()
+    await resume(widget)
+    await widget.send_json_to({"type": "request_human"})
+    dana = await sync_to_async(make_agent)("dana")
+    console = await open_console(dana)
+    await console.connect()
+    conversation = (await receive_type(console, "assigned"))["conversation"]
+    await console.send_json_to({"type": "claim", "conversation": conversation})
+    await receive_until(
+        widget, lambda f: f["type"] == "status" and f["status"] == "human"
+    )
+
+    await console.send_json_to({"type": "hand_back", "conversation": conversation})
+
+    await receive_until(
+        widget, lambda f: f["type"] == "status" and f["status"] == "bot"
+    )
+    answer = await ask(widget, "How do I change my PIN?")
+    assert answer[-1]["sources"]
+
+
+async def test_second_agent_gets_a_clear_refusal(connect: Any, kb: Any) -> None:
+    widget = await connect()
+    await resume(widget)
+    await widget.send_json_to({"type": "request_human"})
+    dana, sam = [await sync_to_async(make_agent)(n) for n in ("dana", "sam")]
+    first, second = await open_console(dana), await open_console(sam)
+    await first.connect()
+    await second.connect()
+    conversation = (await receive_type(first, "queue"))["items"][0]["conversation"]
+
+    await first.send_json_to({"type": "claim", "conversation": conversation})
+    await receive_until(
+        widget, lambda f: f["type"] == "status" and f["status"] == "human"
+    )
+    await second.send_json_to({"type": "claim", "conversation": conversation})
+
+    refusal = await receive_type(second, "error")
+    assert refusal["code"] == "already_claimed"
+    assert "Dana" in refusal["message"]
+
+
+async def test_customer_token_opens_nothing_on_the_console(connect: Any) -> None:
+    widget = await connect()
+    console = await open_console(None)
+    console.scope["query_string"] = f"token={widget.welcome['token']}".encode()
+
+    connected, _ = await console.connect()
+
+    assert not connected
