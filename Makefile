@@ -29,6 +29,12 @@ run: install
 worker: install
 	$(BIN)/celery -A support_bot worker --loglevel INFO --concurrency 2
 
+# The chat path under load beside bare baselines, on PostgreSQL and Redis at
+# 127.0.0.1 (docs/performance.md); writes bench/results/.
+bench: install
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.run
+
 test: install lint typecheck pytest
 
 lint:

@@ -260,7 +260,10 @@ async def _store_answer(
         extra={"conversation_id": str(ctx.conversation_id)},
     )
     return await db_async(actions.store_bot_reply)(
-        ctx.conversation_id, completed.text, metadata
+        ctx.conversation_id,
+        completed.text,
+        metadata,
+        escalate_reason=Escalation.Reason.NO_ANSWER if completed.needs_person else None,
     )
 
 

@@ -1,5 +1,6 @@
 """Tasks run on a real Celery worker through Redis, as in production."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -29,19 +30,18 @@ def test_database_url() -> str:
 test_database_url.__test__ = False  # type: ignore[attr-defined]
 
 
-@pytest.fixture
-def worker(redis_url: str, transactional_db: None, settings: Any) -> Iterator[None]:
+@contextlib.contextmanager
+def _started_worker(settings: Any, **extra_env: str) -> Iterator[None]:
     broker = settings.CELERY_BROKER_URL
     if broker.startswith("memory"):
         pytest.fail("CELERY_BROKER_URL must name Redis when REDIS_URL is set")
     env = {
         **os.environ,
         "DATABASE_URL": test_database_url(),
-        "REDIS_URL": redis_url,
+        "REDIS_URL": settings.REDIS_URL,
         "CELERY_BROKER_URL": broker,
         "OPENAI_API_KEY": "",
-        # Small enough that eight short turns need folding.
-        "MEMORY_TOKEN_BUDGET": "20",
+        **extra_env,
     }
     process = subprocess.Popen(
         [
@@ -78,6 +78,13 @@ def worker(redis_url: str, transactional_db: None, settings: Any) -> Iterator[No
             print(output)
 
 
+@pytest.fixture
+def worker(redis_url: str, transactional_db: None, settings: Any) -> Iterator[None]:
+    # Small enough that eight short turns need folding.
+    with _started_worker(settings, MEMORY_TOKEN_BUDGET="20"):
+        yield
+
+
 @pytest.mark.worker
 def test_worker_folds_a_long_conversation_into_its_summary(
     worker: None, settings: Any
@@ -100,3 +107,51 @@ def test_worker_folds_a_long_conversation_into_its_summary(
         time.sleep(0.2)
     assert conversation.summary_until_seq > 0, "the worker did not run the task"
     assert "Worker question number 0" in conversation.summary
+
+
+def _wait_for(check: Any, seconds: float = 60) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.worker
+def test_worker_routes_an_escalation_to_an_online_agent(worker: None) -> None:
+    from escalation.models import Escalation
+    from tests.agents import make_agent
+
+    agent = make_agent("dana")
+    session = actions.open_visitor_session(None)
+
+    actions.request_human(session.visitor)
+
+    escalation = Escalation.objects.get()
+    assert _wait_for(lambda: Escalation.objects.get().status == "assigned")
+    escalation.refresh_from_db()
+    assert escalation.assigned_to == agent
+
+
+@pytest.mark.worker
+def test_escalation_whose_task_was_lost_is_routed_by_the_sweep(
+    redis_url: str, transactional_db: None, settings: Any
+) -> None:
+    """A worker killed mid-task: the task is gone, the sweep still routes it."""
+    from escalation.models import Escalation
+    from escalation.tasks import sweep_escalations_task
+    from tests.agents import make_agent
+
+    celery_app.conf.task_always_eager = False
+    session = actions.open_visitor_session(None)
+    actions.request_human(session.visitor)  # queued on the broker, no worker yet
+    celery_app.control.purge()  # ... and lost, as with a worker killed mid-task
+    agent = make_agent("dana")
+    Escalation.objects.update(routed_at=None)
+
+    with _started_worker(settings):
+        sweep_escalations_task.delay()
+        assert _wait_for(lambda: Escalation.objects.get().status == "assigned")
+
+    assert Escalation.objects.get().assigned_to == agent

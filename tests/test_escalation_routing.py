@@ -39,7 +39,7 @@ def test_routing_offers_to_the_least_loaded_agent_once(transactional_db: None) -
     busy = make_agent("busy")
     idle = make_agent("idle")
     make_agent("away", online=False)
-    for n in range(2):
+    for _ in range(2):
         Conversation.objects.create(
             visitor=conversation_actions.open_visitor_session(None).visitor,
             status="human",

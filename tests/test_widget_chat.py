@@ -3,6 +3,7 @@
 from typing import Any
 
 from conversations.models import Message
+from escalation.models import Escalation
 from tests.widget import ask, new_client_id, receive_until, resume
 
 
@@ -55,7 +56,9 @@ async def test_customer_message_is_stored_before_the_answer(
     assert frames[-1]["reply_to"] == 1
 
 
-async def test_bot_says_plainly_when_it_has_no_answer(connect: Any, kb: Any) -> None:
+async def test_bot_says_plainly_when_it_has_no_answer_and_hands_over(
+    connect: Any, kb: Any
+) -> None:
     widget = await connect()
     await resume(widget)
 
@@ -64,6 +67,9 @@ async def test_bot_says_plainly_when_it_has_no_answer(connect: Any, kb: Any) -> 
     answer = frames[-1]
     assert answer["sources"] == []
     assert "don't have an answer" in answer["text"]
+    escalation = await Escalation.objects.select_related("conversation").aget()
+    assert escalation.reason == "no_answer"
+    assert escalation.conversation.status == "waiting"
 
 
 async def test_follow_up_question_is_understood_from_earlier_turns(

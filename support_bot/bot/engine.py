@@ -55,6 +55,10 @@ class Completed:
     finish_reason: str
     # False when the engine itself says it has no answer.
     answered: bool = True
+    # True when that "no answer" is certain enough to hand the conversation to
+    # people. The offline responder knows (no article matched); a model's
+    # uncited reply may be small talk, so it does not set this.
+    needs_person: bool = False
 
 
 StreamEvent = TextDelta | Completed

@@ -13,9 +13,8 @@ from .embeddings import count_tokens
 from .engine import BotRequest, Completed, StreamEvent, TextDelta, Turn
 
 NO_ANSWER = (
-    "I'm sorry, I don't have an answer to that in our help articles. "
-    "I can pass your question to a person from our support team: "
-    'use "Talk to a person" and they will reply here.'
+    "I'm sorry, I don't have an answer to that in our help articles, so I've "
+    "asked a person from our support team to take over. They'll reply here."
 )
 
 # Split after whitespace so each chunk is a word plus the space that follows it.
@@ -52,6 +51,7 @@ class OfflineEngine:
             completion_tokens=count_tokens(text),
             finish_reason="stop",
             answered=bool(sources),
+            needs_person=not sources,
         )
 
     async def summarize(self, previous_summary: str, turns: list[Turn]) -> str:
