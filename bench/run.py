@@ -1,0 +1,533 @@
+"""`make bench`: the real stack under load, beside two bare baselines.
+
+    python -m bench.run [--conversations 50] [--messages 8] [--repeats 2]
+
+Starts a fake model, a Celery worker and uvicorn processes on free loopback
+ports against PostgreSQL (database `support_bot_bench`, created if missing) and
+Redis (databases 11 and 12, flushed), drives them with bench.loadgen, and
+writes bench/results/ (results.json, results.md, chart.png). Server logs go to
+var/bench/. Every process started here is stopped on the way out, whether the
+run ends, fails, is interrupted or runs out of its time limit.
+"""
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import platform
+import resource
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Coroutine
+from dataclasses import asdict
+from pathlib import Path
+from types import FrameType
+from typing import Any, TypeVar
+
+import uvloop
+
+from bench import loadgen, report
+from bench.figures import (
+    IdleFigures,
+    Percentiles,
+    Repeat,
+    RunResults,
+    TurnFigures,
+    TwoTabFigures,
+    summarize,
+)
+from bench.processes import (
+    Processes,
+    Started,
+    cpu_seconds,
+    free_port,
+    memory_kib,
+    raise_on_signals,
+    wait_for_http,
+    wait_for_log,
+)
+
+logger = logging.getLogger("bench")
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+RESULTS_DIR = BASE_DIR / "bench" / "results"
+LOG_DIR = BASE_DIR / "var" / "bench"
+PYTHON = sys.executable
+
+DATABASE_URL = "postgres://postgres@127.0.0.1:5432/support_bot_bench"
+ADMIN_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = "redis://127.0.0.1:6379/11"
+BROKER_URL = "redis://127.0.0.1:6379/12"
+# Enough sockets for 5,000 idle widgets on each side of the loopback, plus the
+# database, Redis and log files.
+WANTED_FILES = 12_000
+TURN_MARKS = (1, 10, 50, 200)
+IDLE_STEPS = (1_000, 5_000)
+PARTS = ("load", "idle", "memory", "retrieval")
+
+T = TypeVar("T")
+
+
+class TimeLimitReached(Exception):
+    pass
+
+
+def server_env(llm_port: int) -> dict[str, str]:
+    """The environment every server of the run shares: deployed, on loopback."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "support_bot.settings",
+            "DEBUG": "false",
+            "SECRET_KEY": "bench-only-secret-key-never-deployed-0123456789",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DATABASE_URL": DATABASE_URL,
+            "REDIS_URL": REDIS_URL,
+            "CELERY_BROKER_URL": BROKER_URL,
+            "OPENAI_API_KEY": "bench",
+            "OPENAI_BASE_URL": f"http://127.0.0.1:{llm_port}/v1",
+            "LLM_MODEL": "bench-model",
+            "WIDGET_ALLOWED_ORIGINS": loadgen.ORIGIN,
+            # The per-socket rate limit would hold back a widget that asks as
+            # fast as answers come; capacity, not the limit, is measured here.
+            "WIDGET_RATE_BURST": "1000000",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    for name in ("OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "CELERY_RESULT_BACKEND"):
+        env.pop(name, None)
+    return env
+
+
+class Stack:
+    """The processes of the run and how to reach them."""
+
+    def __init__(self, procs: Processes, env: dict[str, str]) -> None:
+        self.procs = procs
+        self.env = env
+
+    def start_server(self, name: str, app: str) -> tuple[Started, int]:
+        port = free_port()
+        argv = [PYTHON, "-m", "uvicorn", app, "--host", "127.0.0.1"]
+        # The deployed command line (Dockerfile), on a port of our own.
+        argv += ["--port", str(port), "--ws-max-size", "1048576", "--no-access-log"]
+        server = self.procs.start(name, argv, self.env, BASE_DIR)
+        wait_for_http(stats_url(port), server)
+        return server, port
+
+    def start_fake_llm(self, name: str, *, exact_tokens: bool) -> int:
+        port = free_port()
+        argv = [PYTHON, "-m", "bench.fake_llm_server", "--port", str(port)]
+        if exact_tokens:
+            argv.append("--exact-tokens")
+        started = self.procs.start(name, argv, self.env, BASE_DIR)
+        wait_for_http(f"http://127.0.0.1:{port}/stats", started)
+        return port
+
+    def start_worker(self) -> None:
+        argv = [PYTHON, "-m", "celery", "-A", "support_bot", "worker"]
+        # One process: it only folds long conversations, and every core it
+        # keeps busy is taken from the server being measured.
+        argv += ["--concurrency", "1", "--loglevel", "INFO", "--without-gossip"]
+        argv += ["--without-mingle", "--without-heartbeat"]
+        worker = self.procs.start("celery-worker", argv, self.env, BASE_DIR)
+        wait_for_log(worker, "ready.")
+
+
+def stats_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/__bench/stats"
+
+
+def read_json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        data: dict[str, Any] = json.load(response)
+        return data
+
+
+def queries_so_far(port: int) -> int:
+    return int(read_json(stats_url(port))["queries"])
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    # The load generator shares the two cores; uvloop keeps its share small.
+    return uvloop.run(coroutine)
+
+
+# --- preparing the database and Redis -----------------------------------------
+
+
+def prepare_storage(env: dict[str, str]) -> dict[str, str]:
+    """Create and migrate the bench database, empty it, load the demo articles."""
+    import psycopg
+
+    with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as admin:
+        exists = admin.execute(
+            "SELECT 1 FROM pg_database WHERE datname = 'support_bot_bench'"
+        ).fetchone()
+        if exists is None:
+            admin.execute("CREATE DATABASE support_bot_bench")
+        versions = {"postgresql": str(admin.info.server_version)}
+
+    for name in ("DJANGO_SETTINGS_MODULE", "DEBUG", "SECRET_KEY", "DATABASE_URL"):
+        os.environ[name] = env[name]
+    os.environ["REDIS_URL"] = REDIS_URL
+    os.environ["CELERY_BROKER_URL"] = BROKER_URL
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from bench.echo_table import EchoRow, ensure_table
+    from conversations.models import Visitor
+
+    call_command("migrate", verbosity=0, interactive=False)
+    with open(os.devnull, "w") as quiet:
+        call_command("load_demo", no_users=True, stdout=quiet)
+    ensure_table()
+    with connection.cursor() as cursor:
+        tables = ", ".join([Visitor._meta.db_table, EchoRow._meta.db_table])
+        cursor.execute(f"TRUNCATE {tables} CASCADE")
+    connection.close()
+
+    import redis
+
+    for url in (REDIS_URL, BROKER_URL):
+        client = redis.Redis.from_url(url)
+        client.flushdb()
+        versions["redis"] = str(client.info("server")["redis_version"])
+        client.close()
+    return versions
+
+
+# --- the scenarios ----------------------------------------------------------------
+
+
+def timed_load(
+    server: Started, port: int, url: str, conversations: int, messages: int
+) -> Repeat:
+    before_cpu, before_queries = cpu_seconds(server.pid), queries_so_far(port)
+    result = run_async(loadgen.run_load(url, conversations, messages))
+    cpu = cpu_seconds(server.pid) - before_cpu
+    queries = queries_so_far(port) - before_queries
+    return Repeat(
+        samples=result.samples,
+        errors=result.errors,
+        answers_per_second=result.answers_per_second,
+        cpu_seconds=cpu,
+        queries=queries,
+    )
+
+
+def load_scenarios(stack: Stack, args: argparse.Namespace, out: RunResults) -> None:
+    """The same load on the echo baseline, the insert baseline and the product.
+
+    Repeats alternate between the three, so a burst of noise from the rest of
+    the machine lands on all of them rather than on one.
+    """
+    baselines, base_port = stack.start_server(
+        "baselines", "bench.baselines:application"
+    )
+    chat, chat_port = stack.start_server("web-1", "bench.product_app:application")
+    urls = {
+        "echo baseline": (baselines, base_port, f"ws://127.0.0.1:{base_port}/ws/echo/"),
+        "echo + insert baseline": (
+            baselines,
+            base_port,
+            f"ws://127.0.0.1:{base_port}/ws/insert/",
+        ),
+        "chat path": (chat, chat_port, f"ws://127.0.0.1:{chat_port}/ws/widget/"),
+    }
+    # Warm up: imports, database connections, the retrieval index, the SDK.
+    for _, _, url in urls.values():
+        run_async(loadgen.run_load(url, 10, 2))
+
+    runs: dict[str, list[Repeat]] = {name: [] for name in urls}
+    for repeat in range(args.repeats):
+        for name, (server, port, url) in urls.items():
+            logger.info("%s, pass %d", name, repeat + 1)
+            runs[name].append(
+                timed_load(server, port, url, args.conversations, args.messages)
+            )
+    for name, (server, _, _) in urls.items():
+        peak = memory_kib(server.pid)["VmHWM"] / 1024
+        out.scenarios.append(
+            summarize(name, args.conversations, args.messages, runs[name], peak)
+        )
+
+    logger.info("chat path, one conversation")
+    single = [
+        timed_load(chat, chat_port, urls["chat path"][2], 1, args.single_messages)
+    ]
+    peak = memory_kib(chat.pid)["VmHWM"] / 1024
+    out.scenarios.append(
+        summarize("chat path, C=1", 1, args.single_messages, single, peak)
+    )
+    stack.procs.stop(baselines)
+    two_tabs(stack, chat_port, args, out)
+    stack.procs.stop(chat)
+
+
+def two_tabs(
+    stack: Stack, first_port: int, args: argparse.Namespace, out: RunResults
+) -> None:
+    """One visitor in two tabs on two web processes; both must get the answer."""
+    logger.info("two web processes, two tabs per visitor")
+    second, second_port = stack.start_server("web-2", "bench.product_app:application")
+    visitors, messages = 20, 5
+    result = run_async(
+        loadgen.run_two_tabs(
+            f"ws://127.0.0.1:{first_port}/ws/widget/",
+            f"ws://127.0.0.1:{second_port}/ws/widget/",
+            visitors,
+            messages,
+        )
+    )
+    stack.procs.stop(second)
+    out.two_tabs = TwoTabFigures(
+        web_processes=2,
+        visitors=visitors,
+        messages=messages,
+        asked=result.asked,
+        other_tab_live=result.other_tab_live,
+        other_tab_with_deltas=result.other_tab_deltas,
+        asking_final_ms=Percentiles.of_seconds([s.final for s in result.asking]),
+        other_tab_final_ms=Percentiles.of_seconds([s.final for s in result.other]),
+        errors=result.errors[:5],
+    )
+
+
+def idle_sockets(stack: Stack, out: RunResults) -> None:
+    """RSS of a fresh web process holding 1,000, then 5,000 idle widgets."""
+    server, port = stack.start_server("web-idle", "bench.product_app:application")
+    url = f"ws://127.0.0.1:{port}/ws/widget/"
+
+    async def hold() -> None:
+        held: list[loadgen.Widget] = []
+        # A few first sockets load what every later one shares.
+        await loadgen.open_idle(url, 20, held)
+        await asyncio.sleep(1)
+        start = memory_kib(server.pid)["VmRSS"]
+        out.idle_baseline_mib = start / 1024
+        opened_before = len(held)
+        for step in IDLE_STEPS:
+            logger.info("opening idle sockets up to %d", step)
+            errors = await loadgen.open_idle(
+                url, step - len(held) + opened_before, held
+            )
+            await asyncio.sleep(2)
+            rss = memory_kib(server.pid)["VmRSS"]
+            opened = len(held) - opened_before
+            out.idle.append(
+                IdleFigures(
+                    sockets=step,
+                    opened=opened,
+                    rss_mib=rss / 1024,
+                    kib_per_socket=(rss - start) / max(opened, 1),
+                    errors=len(errors),
+                )
+            )
+        await loadgen.close_all(held)
+
+    try:
+        run_async(hold())
+    finally:
+        stack.procs.stop(server)
+
+
+def long_conversation(stack: Stack, turns: int, out: RunResults) -> None:
+    """One conversation of `turns` answers: prompt size and queries per turn.
+
+    The model here counts prompt tokens with the product's tokenizer, and the
+    Celery worker folds old turns into the summary as they pass the budget.
+    """
+    llm_port = stack.start_fake_llm("fake-llm-exact", exact_tokens=True)
+    env = {**stack.env, "OPENAI_BASE_URL": f"http://127.0.0.1:{llm_port}/v1"}
+    server, port = Stack(stack.procs, env).start_server(
+        "web-memory", "bench.product_app:application"
+    )
+    url = f"ws://127.0.0.1:{port}/ws/widget/"
+    per_turn: dict[int, tuple[int, float]] = {}
+
+    async def converse() -> str | None:
+        widget = await loadgen.Widget.open(url)
+        last = queries_so_far(port)
+
+        async def after(turn: int, sample: loadgen.Sample) -> None:
+            nonlocal last
+            now = await asyncio.to_thread(queries_so_far, port)
+            per_turn[turn] = (now - last, sample.final)
+            last = now
+
+        await loadgen.each_turn(widget, turns, after)
+        await widget.close()
+        return widget.token
+
+    token = run_async(converse())
+    stack.procs.stop(server)
+    tokens = prompt_tokens_by_turn(token)
+    for mark in TURN_MARKS:
+        if mark in per_turn:
+            queries, final = per_turn[mark]
+            out.turns.append(TurnFigures(mark, tokens.get(mark), queries, final * 1000))
+
+
+def prompt_tokens_by_turn(token: str | None) -> dict[int, int]:
+    """prompt_tokens stored in each bot answer's metadata, by question number."""
+    from conversations.models import Message, Visitor, hash_token
+
+    if token is None:
+        return {}
+    visitor = Visitor.objects.get(token_hash=hash_token(token))
+    answers = Message.objects.filter(
+        conversation__visitor=visitor, role=Message.Role.BOT
+    ).order_by("seq")
+    return {
+        number: int(message.metadata.get("prompt_tokens") or 0)
+        for number, message in enumerate(answers, start=1)
+    }
+
+
+def retrieval(out: RunResults, sizes: tuple[int, ...]) -> None:
+    from bench.retrieval_time import time_retrieval
+
+    for size in sizes:
+        logger.info("retrieval over %d articles", size)
+        out.retrieval.append(asdict(time_retrieval(size)))
+
+
+# --- the run ------------------------------------------------------------------------
+
+
+def raise_file_limit() -> int:
+    """Raise this process's open-file limit; the servers inherit it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = WANTED_FILES if hard == resource.RLIM_INFINITY else min(WANTED_FILES, hard)
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return max(soft, wanted)
+
+
+def machine(versions: dict[str, str]) -> dict[str, str]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return {
+        "cpu": f"{cpu}, {os.cpu_count()} cores",
+        "memory": f"{memory_kb / 1024 / 1024:.0f} GiB",
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "postgresql": versions.get("postgresql", "?"),
+        "redis": versions.get("redis", "?"),
+        "commit": commit or "?",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def run(args: argparse.Namespace, procs: Processes) -> RunResults:
+    started = time.monotonic()
+    files = raise_file_limit()
+    llm_env = server_env(0)
+    versions = prepare_storage(llm_env)
+    out = RunResults(
+        machine=machine(versions),
+        settings={
+            "conversations": args.conversations,
+            "messages": args.messages,
+            "repeats": args.repeats,
+            "single_messages": args.single_messages,
+            "turns": args.turns,
+            "open_files": files,
+        },
+    )
+    stack = Stack(procs, llm_env)
+    llm_port = stack.start_fake_llm("fake-llm", exact_tokens=False)
+    stack.env = server_env(llm_port)
+    stack.start_worker()
+
+    if "load" in args.parts:
+        load_scenarios(stack, args, out)
+        out.fake_llm_mean_ms = float(
+            read_json(f"http://127.0.0.1:{llm_port}/stats")["mean_ms"]
+        )
+    if "idle" in args.parts:
+        idle_sockets(stack, out)
+    if "memory" in args.parts:
+        long_conversation(stack, args.turns, out)
+    if "retrieval" in args.parts:
+        retrieval(out, args.articles)
+    out.seconds = time.monotonic() - started
+    return out
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Benchmark the chat path.")
+    parser.add_argument("--conversations", type=int, default=50)
+    parser.add_argument("--messages", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--single-messages", type=int, default=30)
+    parser.add_argument("--turns", type=int, default=200)
+    parser.add_argument(
+        "--articles", type=int, nargs="*", default=[1_000, 10_000], metavar="N"
+    )
+    parser.add_argument(
+        "--parts",
+        nargs="*",
+        choices=PARTS,
+        default=list(PARTS),
+        help="which measurements to take (all by default)",
+    )
+    parser.add_argument(
+        "--time-limit", type=int, default=540, help="seconds before the run stops"
+    )
+    return parser.parse_args(argv)
+
+
+def _on_alarm(signum: int, frame: FrameType | None) -> None:
+    raise TimeLimitReached("the run passed its time limit")
+
+
+def main(argv: list[str] | None = None) -> int:
+    # A handler of its own: setting Django up later replaces the root logger's.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s bench: %(message)s", "%X"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    args = parse_args(argv)
+    raise_on_signals()
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(args.time_limit)
+    procs = Processes(LOG_DIR)
+    try:
+        results = run(args, procs)
+    except (KeyboardInterrupt, TimeLimitReached) as stop:
+        logger.error("stopped: %s", stop or "interrupted")
+        return 1
+    finally:
+        signal.alarm(0)
+        procs.stop_all()
+    report.write(results, RESULTS_DIR)
+    logger.info("done in %.0f s; see %s", results.seconds, RESULTS_DIR / "results.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
