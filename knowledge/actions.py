@@ -1,5 +1,7 @@
 """Writes to the knowledge base that come from the rest of the product."""
 
+import logging
+import time
 from typing import Any
 
 from django.db import transaction
@@ -7,7 +9,37 @@ from django.db import transaction
 from conversations.actions import ActionError
 from conversations.models import Message
 
+from . import index
 from .models import Article
+
+logger = logging.getLogger(__name__)
+
+
+def article_changed() -> None:
+    """Re-index the knowledge base once the current transaction commits.
+
+    Call after any write to articles (admin save or delete, an import); several
+    calls in one transaction queue one task each, and all but the first find the
+    index already current.
+    """
+    # Imported here because tasks.py imports this module.
+    from .tasks import reindex_knowledge_task
+
+    transaction.on_commit(reindex_knowledge_task.delay)
+
+
+def warm_index() -> None:
+    """Build the retrieval index for the current articles in this process.
+
+    The index lives in each process's memory, so this helps only the process
+    it runs in. Without Redis, Celery runs tasks inline in the web process that
+    served the edit, which is the one answering customers. With a broker it
+    runs on a worker, and every web process still rebuilds on its next answer
+    (it notices the change from the articles' count and latest edit time).
+    """
+    started = time.monotonic()
+    index.get_index(index.current_version())
+    logger.info("Knowledge index warmed in %.2fs", time.monotonic() - started)
 
 
 def save_agent_answer(user: Any, conversation_id: Any, seq: int, title: str) -> Article:
