@@ -1,0 +1,189 @@
+"""Redaction of personal data in customer text before it leaves our hands.
+
+`redact` replaces card numbers, IBANs, phone numbers and email addresses by
+typed placeholders ("[card]", "[iban]", "[phone]", "[email]"). It runs on text
+sent to a language model, on log records, and on previews shown outside the
+conversation view (escalation summaries). The stored messages keep the real
+text: an agent working the conversation needs it.
+
+Each kind is validated, not just pattern-matched, so ordinary text survives:
+an order number that fails the Luhn check stays, as do amounts, dates, times
+and "3 to 5 working days". The passes run in an order that keeps one kind from
+eating another: an email address can hold digits that look like a phone
+number, and the digits of an IBAN can pass the Luhn check.
+
+Cost on a laptop CPU (tests/test_privacy.py has the figures): about a
+microsecond for a short message with no digit and no "@", where every pass is
+skipped; 0.25 ms for a short message with a phone number; 9 ms for 4,000
+characters packed with numbers, nearly all of it in phonenumbers' matcher.
+"""
+
+import re
+from collections.abc import Iterable
+from dataclasses import replace
+
+import phonenumbers
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from stdnum import iban, luhn
+
+from support_bot.bot.engine import BotRequest, Turn
+
+CARD = "[card]"
+IBAN = "[iban]"
+PHONE = "[phone]"
+EMAIL = "[email]"
+
+# Used when settings are not configured yet (a log record emitted while
+# Django starts).
+DEFAULT_PHONE_REGION = "GB"
+
+Span = tuple[int, int]
+
+# Anything shaped like local@domain. Whether it is an address is then up to
+# Django's validator (see _emails).
+_EMAIL_CANDIDATE = re.compile(r"[^\s@<>()\[\],;:\"]+@[^\s@<>()\[\],;:\"]+")
+_EMAIL_TRAILING = ".!?'"
+
+# Groups of digits separated by single spaces or dashes, not glued to letters
+# (so "ORD4111111111111111" or the hex groups of a UUID are not candidates).
+_DIGIT_RUN = re.compile(r"(?<!\w)\d+(?:[ -]\d+)*(?!\w)")
+_DIGIT_GROUP = re.compile(r"\d+")
+CARD_DIGITS = range(13, 20)
+# Cards are written in groups of 3 to 6 (4-4-4-4, 4-6-5, 4-4-4-4-3). Shorter
+# groups are lists of small numbers ("1 2 3 4 ..."), whose windows would pass
+# Luhn one time in ten.
+CARD_GROUP_DIGITS = range(3, 7)
+
+# A country code and check digits, then the account in one block or in
+# groups; ISO 13616 caps the compact form at 34 characters.
+_IBAN_START = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}[A-Za-z0-9]*")
+_IBAN_GROUP = re.compile(r" ([A-Za-z0-9]+)(?![A-Za-z0-9])")
+IBAN_LENGTH = range(15, 35)
+
+
+def redact(text: str, *, region: str | None = None) -> str:
+    """`text` with personal data replaced by typed placeholders.
+
+    `region` is where a phone number written without "+" and a country code is
+    assumed to be from; it defaults to the PRIVACY_PHONE_REGION setting.
+    """
+    if "@" in text:
+        text = _replace(text, _emails(text), EMAIL)
+    if not any(c.isdigit() for c in text):
+        return text
+    text = _replace(text, _ibans(text), IBAN)
+    text = _replace(text, _cards(text), CARD)
+    return _replace(text, _phones(text, region or _phone_region()), PHONE)
+
+
+def redact_turns(turns: Iterable[Turn]) -> list[Turn]:
+    return [replace(turn, text=redact(turn.text)) for turn in turns]
+
+
+def redact_request(request: BotRequest) -> BotRequest:
+    """The request with the customer's words redacted; articles are ours."""
+    return replace(
+        request,
+        question=redact(request.question),
+        history=redact_turns(request.history),
+        summary=redact(request.summary),
+    )
+
+
+def _phone_region() -> str:
+    if not settings.configured:
+        return DEFAULT_PHONE_REGION
+    return str(getattr(settings, "PRIVACY_PHONE_REGION", DEFAULT_PHONE_REGION))
+
+
+def _replace(text: str, spans: Iterable[Span], placeholder: str) -> str:
+    """Replace non-overlapping spans, given in order."""
+    parts: list[str] = []
+    last = 0
+    for start, end in spans:
+        parts += [text[last:start], placeholder]
+        last = end
+    if not parts:
+        return text
+    parts.append(text[last:])
+    return "".join(parts)
+
+
+def _emails(text: str) -> Iterable[Span]:
+    # Django's validator is the rule the product already uses to accept an
+    # address (actions.save_contact_email), so whatever we would store as an
+    # email is also redacted as one, internationalised domains included; a
+    # hand-written "complete" pattern would drift from it.
+    for match in _EMAIL_CANDIDATE.finditer(text):
+        candidate = match.group().rstrip(_EMAIL_TRAILING)
+        if _is_email(candidate):
+            yield match.start(), match.start() + len(candidate)
+
+
+def _is_email(candidate: str) -> bool:
+    try:
+        validate_email(candidate)
+    except ValidationError:
+        return False
+    return True
+
+
+def _ibans(text: str) -> Iterable[Span]:
+    position = 0
+    while match := _IBAN_START.search(text, position):
+        start = match.start()
+        # Following groups are taken while they could still be part of one
+        # IBAN; the longest valid prefix wins, so a trailing word is left out.
+        ends = [match.end()]
+        length = len(match.group())
+        while length < IBAN_LENGTH.stop and (
+            group := _IBAN_GROUP.match(text, ends[-1])
+        ):
+            length += len(group.group(1))
+            ends.append(group.end())
+        end = next((e for e in reversed(ends) if iban.is_valid(text[start:e])), None)
+        if end is not None:
+            yield start, end
+        position = end or match.end()
+
+
+def _cards(text: str) -> Iterable[Span]:
+    for run in _DIGIT_RUN.finditer(text):
+        groups = list(_DIGIT_GROUP.finditer(text, run.start(), run.end()))
+        first = 0
+        while first < len(groups):
+            taken = _card_at(groups[first:])
+            if taken is None:
+                first += 1
+                continue
+            yield groups[first].start(), groups[first + taken - 1].end()
+            first += taken
+
+
+def _card_at(groups: list[re.Match[str]]) -> int | None:
+    """How many of `groups`, from the first, make a card number, if any do."""
+    # Digits after taking one group, two groups, ...: one group stands alone,
+    # several must each look like a card's group.
+    totals = [len(groups[0].group())]
+    if totals[0] in CARD_GROUP_DIGITS:
+        for group in groups[1:]:
+            size = len(group.group())
+            if size not in CARD_GROUP_DIGITS or totals[-1] + size >= CARD_DIGITS.stop:
+                break
+            totals.append(totals[-1] + size)
+    digits = "".join(group.group() for group in groups[: len(totals)])
+    for taken in range(len(totals), 0, -1):
+        number = digits[: totals[taken - 1]]
+        if len(number) in CARD_DIGITS and luhn.is_valid(number):
+            return taken
+    return None
+
+
+def _phones(text: str, region: str) -> Iterable[Span]:
+    # VALID, the matcher's default, checks the number against the numbering
+    # plan of its region, which is what keeps dates, times, amounts and
+    # reference numbers out; POSSIBLE matched "100 000 000" and "1.2.3.4".
+    for match in phonenumbers.PhoneNumberMatcher(text, region):
+        yield match.start, match.end
