@@ -7,13 +7,14 @@ transaction commits, so no socket ever sees a message that was rolled back.
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from support_bot import live
+from support_bot import live, metrics
+from support_bot.bot.config import get_bot_config
 from support_bot.bot.embeddings import count_tokens
 
 from .models import Conversation, Feedback, Message, Visitor, hash_token
@@ -61,7 +62,7 @@ def open_visitor_session(token: str | None) -> VisitorSession:
 
 
 def _lock_conversation(conversation_id: Any) -> Conversation:
-    return Conversation.objects.select_for_update().get(pk=conversation_id)
+    return Conversation.objects.select_for_update(no_key=True).get(pk=conversation_id)
 
 
 def append_message(
@@ -87,6 +88,7 @@ def append_message(
         token_count=count_tokens(text),
         metadata=metadata or {},
     )
+    transaction.on_commit(partial(metrics.message_stored, role))
     conversation.memory_tokens += message.token_count
     conversation.save(update_fields=["last_seq", "memory_tokens", "updated_at"])
     live.send_after_commit(
@@ -120,9 +122,9 @@ def _current_conversation_locked(visitor: Visitor) -> tuple[Conversation, bool]:
     The visitor row is locked first: with no conversation yet there is no
     conversation row to lock, and two tabs would each start one.
     """
-    Visitor.objects.select_for_update().filter(pk=visitor.pk).first()
+    Visitor.objects.select_for_update(no_key=True).filter(pk=visitor.pk).first()
     conversation = (
-        Conversation.objects.select_for_update()
+        Conversation.objects.select_for_update(no_key=True)
         .filter(visitor=visitor)
         .order_by("-created_at")
         .first()
@@ -130,6 +132,7 @@ def _current_conversation_locked(visitor: Visitor) -> tuple[Conversation, bool]:
     if conversation is not None:
         return conversation, False
     conversation = Conversation.objects.create(visitor=visitor)
+    transaction.on_commit(metrics.conversation_started)
     live.send_after_commit(
         live.visitor_group(visitor.id),
         {"type": "visitor.conversation", "conversation": str(conversation.id)},
@@ -216,7 +219,7 @@ def store_bot_reply(
     """
     from escalation.actions import escalate_locked
 
-    metadata = {"author": {"name": settings.BOT_NAME}, **metadata}
+    metadata = {"author": {"name": get_bot_config().name}, **metadata}
     with transaction.atomic():
         conversation = _lock_conversation(conversation_id)
         message = append_message(
@@ -267,6 +270,7 @@ def record_feedback(visitor: Visitor, seq: int, rating: str) -> Feedback:
     feedback, _ = Feedback.objects.update_or_create(
         message=message, defaults={"rating": rating}
     )
+    metrics.feedback_recorded(rating)
     logger.info(
         "Feedback %s on message %s",
         rating,
@@ -307,6 +311,7 @@ def summarize_old_turns(conversation_id: Any) -> bool:
     from support_bot.bot.engine import EngineError, Turn
     from support_bot.bot.engines import get_engine
     from support_bot.bot.memory import StoredTurn, split_for_folding
+    from support_bot.privacy import redact, redact_turns
 
     conversation = Conversation.objects.get(pk=conversation_id)
     turns = [
@@ -315,13 +320,13 @@ def summarize_old_turns(conversation_id: Any) -> bool:
         .order_by("seq")
         .values_list("seq", "role", "text", "token_count")
     ]
-    to_fold, _ = split_for_folding(turns, settings.MEMORY_TOKEN_BUDGET)
+    to_fold, _ = split_for_folding(turns, get_bot_config().memory_token_budget)
     if not to_fold:
         return False
 
     async def summarize() -> str:
-        turns = [Turn(t.role, t.text) for t in to_fold]
-        return await get_engine().summarize(conversation.summary, turns)
+        turns = redact_turns(Turn(t.role, t.text) for t in to_fold)
+        return await get_engine().summarize(redact(conversation.summary), turns)
 
     try:
         summary = async_to_sync(summarize)()
@@ -352,7 +357,7 @@ def save_contact_email(visitor: Visitor, email: str) -> None:
     with transaction.atomic():
         Visitor.objects.filter(pk=visitor.pk).update(email=email)
         conversation = (
-            Conversation.objects.select_for_update()
+            Conversation.objects.select_for_update(no_key=True)
             .filter(visitor=visitor)
             .order_by("-created_at")
             .first()

@@ -17,7 +17,8 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from support_bot import live
+from support_bot import live, metrics
+from support_bot.bot.config import aget_bot_config
 from support_bot.db import db_async
 
 from . import actions, replies
@@ -74,9 +75,11 @@ class WidgetConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.settled_streams: deque[str] = deque(maxlen=16)
         self.closed = False
         await self.accept()
+        metrics.socket_opened("widget")
 
     async def disconnect(self, code: int) -> None:
         self.closed = True
+        metrics.socket_closed("widget")
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
 
@@ -107,6 +110,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         if self.visitor is not None:
             raise FrameError("invalid_frame", "hello was already sent.")
         session = await db_async(actions.open_visitor_session)(parse_token(frame))
+        bot = await aget_bot_config()
         self.visitor = session.visitor
         await self._join(live.visitor_group(session.visitor.id))
         conversation = session.conversation
@@ -123,7 +127,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 "conversation": str(conversation.id) if conversation else None,
                 "status": conversation.status if conversation else "bot",
                 "last_seq": conversation.last_seq if conversation else 0,
-                "bot": {"name": settings.BOT_NAME, "greeting": settings.BOT_GREETING},
+                "bot": {"name": bot.name, "greeting": bot.greeting},
                 "limits": {"max_message_chars": settings.MAX_MESSAGE_CHARS},
             }
         )

@@ -130,6 +130,7 @@ class Message(models.Model):
             "reply_to": meta.get("reply_to"),
             "stream": meta.get("stream"),
             "interrupted": bool(meta.get("interrupted", False)),
+            "withdrawn": bool(meta.get("withdrawn", False)),
             "feedback": cached.rating if cached is not None else None,
         }
 

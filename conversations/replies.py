@@ -11,7 +11,7 @@ import logging
 import secrets
 import time
 import weakref
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,19 +19,22 @@ from django.conf import settings
 
 from escalation.models import Escalation
 from knowledge import index as knowledge_index
-from support_bot import live
+from support_bot import live, metrics
+from support_bot.bot.config import aget_bot_config, get_bot_config
+from support_bot.bot.decision import Guidelines, Outcome, Question, decide
 from support_bot.bot.engine import (
     BotRequest,
     Completed,
     EngineError,
     RetrievedArticle,
-    TextDelta,
     Turn,
 )
 from support_bot.bot.engines import get_engine
 from support_bot.bot.memory import MAX_RECENT_MESSAGES, StoredTurn, select_recent
-from support_bot.bot.retrieval import ArticleDoc, ArticleIndex
+from support_bot.bot.retrieval import Hit
+from support_bot.bot.signals import Signals, measure_before
 from support_bot.db import db_async
+from support_bot.privacy import redact_request
 
 from . import actions
 from .models import Conversation, Message
@@ -104,23 +107,10 @@ def load_reply_context(
         question=question.text,
         question_seq=question_seq,
         previous_question=previous_question,
-        history=select_recent(earlier, settings.MEMORY_TOKEN_BUDGET),
+        history=select_recent(earlier, get_bot_config().memory_token_budget),
         summary=conversation.summary,
         index_version=knowledge_index.current_version(),
     )
-
-
-def _retrieve(
-    ctx: ReplyContext, index: ArticleIndex, docs: dict[int, ArticleDoc]
-) -> list[RetrievedArticle]:
-    hits = index.search(
-        ctx.question, k=settings.RETRIEVAL_TOP_K, context=ctx.previous_question
-    )
-    return [
-        RetrievedArticle(h.article_id, h.title, docs[h.article_id].body, h.score)
-        for h in hits
-        if h.score >= settings.RETRIEVAL_MIN_SCORE
-    ]
 
 
 # One answer at a time per conversation in this process, so a quick second
@@ -146,6 +136,8 @@ async def answer(
         try:
             reply = await _answer(conversation_id, question_seq, listener)
         except Exception:
+            metrics.llm_error("internal")
+            metrics.bot_answer_finished("interrupted")
             logger.exception(
                 "Answering failed",
                 extra={"conversation_id": str(conversation_id)},
@@ -182,88 +174,205 @@ async def _answer(
     started = time.monotonic()
     group = live.conversation_group(conversation_id)
     stream_id = secrets.token_hex(6)
-    await live.asend(group, _typing_event(True))
-    # Rebuilding a stale index reads the articles, so it runs on the DB pool.
-    article_index, docs = await db_async(knowledge_index.get_index)(ctx.index_version)
-    articles = await asyncio.to_thread(_retrieve, ctx, article_index, docs)
-    request = BotRequest(
-        question=ctx.question,
-        history=ctx.history,
-        summary=ctx.summary,
-        articles=articles,
-        bot_name=settings.BOT_NAME,
-    )
-
-    engine = get_engine()
-    index = 0
+    bot = await aget_bot_config()
+    await live.asend(group, _typing_event(bot.name, True))
+    question = await _question(ctx.question, ctx.previous_question, ctx, bot.name)
+    guidelines = await db_async(_load_guidelines)()
+    deltas = 0
     first_delta_at: float | None = None
-    completed: Completed | None = None
     streamed: list[str] = []
+
+    async def on_delta(text: str) -> None:
+        nonlocal deltas, first_delta_at, listener
+        if first_delta_at is None:
+            first_delta_at = time.monotonic()
+        streamed.append(text)
+        delta = _delta_event(stream_id, question_seq, deltas, text)
+        deltas += 1
+        if listener is not None and not await _notify(
+            listener.reply_delta(delta["frame"])
+        ):
+            # The asking socket went away (a reload): the answer goes on for
+            # the conversation and is stored.
+            listener = None
+        await live.asend(group, delta)
+
     try:
-        async for event in engine.stream(request):
-            if isinstance(event, TextDelta):
-                if first_delta_at is None:
-                    first_delta_at = time.monotonic()
-                streamed.append(event.text)
-                delta = _delta_event(stream_id, question_seq, index, event.text)
-                if listener is not None and not await _notify(
-                    listener.reply_delta(delta["frame"])
-                ):
-                    # The asking socket went away (a reload): the answer
-                    # goes on for the conversation and is stored.
-                    listener = None
-                await live.asend(group, delta)
-                index += 1
-            else:
-                completed = event
-        if completed is None:
-            raise EngineError("stream_cut", "the engine ended without an answer")
+        outcome = await decide(
+            question,
+            get_engine(bot),
+            threshold=bot.confidence_threshold,
+            min_score=settings.RETRIEVAL_MIN_SCORE,
+            guidelines=guidelines,
+            allowed_hosts=settings.LINK_ALLOWED_HOSTS,
+            on_delta=on_delta,
+            measure=_measure,
+        )
     except EngineError as error:
+        metrics.llm_error(error.kind)
+        metrics.bot_answer_finished("interrupted")
         return await _store_failure(ctx, stream_id, error, "".join(streamed), started)
     finally:
-        await live.asend(group, _typing_event(False))
+        await live.asend(group, _typing_event(bot.name, False))
 
-    return await _store_answer(
-        ctx, stream_id, completed, articles, started, first_delta_at
-    )
-
-
-async def _store_answer(
-    ctx: ReplyContext,
-    stream_id: str,
-    completed: Completed,
-    articles: list[RetrievedArticle],
-    started: float,
-    first_delta_at: float | None,
-) -> Message:
-    titles = {a.id: a.title for a in articles}
     now = time.monotonic()
-    metadata: dict[str, Any] = {
-        "reply_to": ctx.question_seq,
-        "stream": stream_id,
-        "sources": [
-            {"id": i, "title": titles[i]} for i in completed.sources if i in titles
-        ],
-        "retrieval": [{"id": a.id, "score": round(a.score, 4)} for a in articles],
-        "answered": completed.answered,
-        "model": completed.model,
-        "prompt_tokens": completed.prompt_tokens,
-        "completion_tokens": completed.completion_tokens,
-        "finish_reason": completed.finish_reason,
+    timing = {
         "latency_ms": round((now - started) * 1000),
         "first_delta_ms": round(((first_delta_at or now) - started) * 1000),
     }
+    if outcome.completed is not None:
+        metrics.llm_answer_timed(
+            now - started, first_delta_at - started if first_delta_at else None
+        )
+    metrics.first_response("bot", (first_delta_at or now) - started)
+    return await _store_outcome(ctx, stream_id, outcome, timing)
+
+
+async def _measure(
+    question: str, previous: str | None, hits: list[Hit], topics: Sequence[str]
+) -> Signals:
+    # Embedding work: off the event loop.
+    return await asyncio.to_thread(measure_before, question, previous, hits, topics)
+
+
+async def _question(
+    text: str, previous: str | None, ctx: ReplyContext | None, bot_name: str
+) -> Question:
+    version = (
+        ctx.index_version if ctx else await db_async(knowledge_index.current_version)()
+    )
+    # Rebuilding a stale index reads the articles, so it runs on the DB pool.
+    article_index, docs = await db_async(knowledge_index.get_index)(version)
+    hits = await asyncio.to_thread(
+        article_index.search, text, settings.RETRIEVAL_TOP_K, previous
+    )
+    request = redact_request(
+        BotRequest(
+            question=text,
+            history=ctx.history if ctx else [],
+            summary=ctx.summary if ctx else "",
+            bot_name=bot_name,
+        )
+    )
+    return Question(text, previous, request, hits, docs)
+
+
+def _load_guidelines() -> Guidelines:
+    """The published guidelines, sorted by kind for the decision."""
+    from knowledge.guidelines import published_guidelines
+
+    found = published_guidelines()
+    return Guidelines(
+        prompt=tuple(g.text for g in found if g.kind in ("tone", "policy")),
+        always_human=tuple(g.text for g in found if g.kind == "always_human"),
+        never_do=tuple(g.text for g in found if g.kind == "never_do"),
+    )
+
+
+def _outcome_metadata(outcome: Outcome) -> dict[str, Any]:
+    completed = outcome.completed
+    titles = {a.id: a.title for a in outcome.articles}
+    sources = completed.sources if completed and outcome.decision == "answer" else []
+    metadata: dict[str, Any] = {
+        "decision": outcome.decision,
+        "reasons": outcome.reasons,
+        "confidence": round(outcome.confidence, 4),
+        "signals": outcome.signals.as_dict(),
+        "sources": [{"id": i, "title": titles[i]} for i in sources if i in titles],
+        "retrieval": [
+            {"id": h.article_id, "title": h.title, "score": round(h.score, 4)}
+            for h in outcome.hits
+        ],
+    }
+    if completed is not None:
+        metadata |= {
+            "model": completed.model,
+            "prompt_tokens": completed.prompt_tokens,
+            "completion_tokens": completed.completion_tokens,
+            "finish_reason": completed.finish_reason,
+        }
+    if outcome.withdrawn_text is not None:
+        metadata |= {"withdrawn": True, "withdrawn_text": outcome.withdrawn_text}
+    return metadata
+
+
+async def _store_outcome(
+    ctx: ReplyContext, stream_id: str, outcome: Outcome, timing: dict[str, int]
+) -> Message:
+    metadata = {
+        "reply_to": ctx.question_seq,
+        "stream": stream_id,
+        **_outcome_metadata(outcome),
+        **timing,
+    }
+    completed = outcome.completed
+    if completed is not None:
+        metrics.llm_usage(
+            completed.model, completed.prompt_tokens, completed.completion_tokens
+        )
+    metrics.bot_answer_finished(_OUTCOMES[outcome.decision])
     logger.info(
-        "Bot answered (%s, %d sources)",
-        completed.model,
-        len(metadata["sources"]),
-        extra={"conversation_id": str(ctx.conversation_id)},
+        "Bot decided to %s (%s)",
+        outcome.decision,
+        "; ".join(outcome.reasons),
+        extra={
+            "conversation_id": str(ctx.conversation_id),
+            "decision": outcome.decision,
+        },
     )
     return await db_async(actions.store_bot_reply)(
         ctx.conversation_id,
-        completed.text,
+        outcome.text,
         metadata,
-        escalate_reason=Escalation.Reason.NO_ANSWER if completed.needs_person else None,
+        escalate_reason=outcome.escalate,
+        escalate_detail="; ".join(outcome.reasons),
+    )
+
+
+_OUTCOMES: dict[str, Any] = {
+    "answer": "answered",
+    "escalate": "escalated",
+    "withdraw": "withdrawn",
+}
+
+
+@dataclass(frozen=True)
+class Preview:
+    answer: str
+    decision: str
+    reasons: list[str]
+    confidence: float
+    signals: dict[str, Any]
+    articles: list[dict[str, Any]]
+
+
+async def preview_answer(question: str, previous: str | None = None) -> Preview:
+    """What the bot would say and decide, storing nothing (admin's "Try the bot")."""
+    bot = await aget_bot_config()
+    asked = await _question(question, previous, None, bot.name)
+    guidelines = await db_async(_load_guidelines)()
+    try:
+        outcome = await decide(
+            asked,
+            get_engine(bot),
+            threshold=bot.confidence_threshold,
+            min_score=settings.RETRIEVAL_MIN_SCORE,
+            guidelines=guidelines,
+            allowed_hosts=settings.LINK_ALLOWED_HOSTS,
+            measure=_measure,
+        )
+    except EngineError as error:
+        return Preview(
+            APOLOGY, "escalate", [f"the model failed: {error.kind}"], 0.0, {}, []
+        )
+    metadata = _outcome_metadata(outcome)
+    return Preview(
+        answer=outcome.text,
+        decision=outcome.decision,
+        reasons=outcome.reasons,
+        confidence=outcome.confidence,
+        signals=metadata["signals"],
+        articles=metadata["retrieval"],
     )
 
 
@@ -294,13 +403,13 @@ async def _store_failure(
     )
 
 
-def _typing_event(active: bool) -> dict[str, Any]:
+def _typing_event(bot_name: str, active: bool) -> dict[str, Any]:
     return {
         "type": "conversation.typing",
         "frame": {
             "type": "typing",
             "role": "bot",
-            "name": settings.BOT_NAME,
+            "name": bot_name,
             "active": active,
         },
     }
@@ -330,19 +439,27 @@ async def drain() -> None:
 async def draft_reply(conversation_id: Any) -> tuple[str, list[dict[str, Any]]]:
     """The bot's answer to the customer's latest message, for an agent to edit.
 
-    Nothing is stored or sent to the customer.
+    Nothing is stored or sent to the customer. The decision's hand-over rules
+    are skipped: the agent asked for a draft, so the model always writes one.
     """
     ctx = await db_async(load_reply_context)(conversation_id, None, draft=True)
     if ctx is None:
         return "", []
-    article_index, docs = await db_async(knowledge_index.get_index)(ctx.index_version)
-    articles = await asyncio.to_thread(_retrieve, ctx, article_index, docs)
-    request = BotRequest(
-        question=ctx.question,
-        history=ctx.history,
-        summary=ctx.summary,
-        articles=articles,
-        bot_name=settings.BOT_NAME,
+    bot = await aget_bot_config()
+    asked = await _question(ctx.question, ctx.previous_question, ctx, bot.name)
+    articles = [
+        RetrievedArticle(h.article_id, h.title, asked.docs[h.article_id].body, h.score)
+        for h in asked.hits
+        if h.score >= settings.RETRIEVAL_MIN_SCORE
+    ]
+    request = redact_request(
+        BotRequest(
+            question=ctx.question,
+            history=ctx.history,
+            summary=ctx.summary,
+            articles=articles,
+            bot_name=bot.name,
+        )
     )
     text = ""
     sources: list[int] = []

@@ -25,7 +25,8 @@ from conversations.actions import (
     set_status,
 )
 from conversations.models import Conversation, Message
-from support_bot import live
+from support_bot import live, metrics
+from support_bot.privacy import redact
 
 from .models import (
     AGENTS_GROUP,
@@ -96,6 +97,7 @@ def escalate_locked(
     from .tasks import route_escalation_task
 
     escalation_id = escalation.pk
+    transaction.on_commit(lambda: metrics.escalated(reason))
     transaction.on_commit(lambda: route_escalation_task.delay(escalation_id))
     logger.info(
         "Conversation escalated: %s",
@@ -112,9 +114,12 @@ def _summary(conversation: Conversation) -> str:
         .order_by("-seq")
         .values_list("text", flat=True)[:3]
     )
-    parts = [conversation.summary.strip()] if conversation.summary.strip() else []
+    # A preview outside the conversation view: redacted before clipping, so
+    # a card number cut in half is still recognised.
+    summary = redact(conversation.summary.strip())
+    parts = [summary] if summary else []
     if asked:
-        latest = " / ".join(reversed([_clip(text, 160) for text in asked]))
+        latest = " / ".join(reversed([_clip(redact(text), 160) for text in asked]))
         parts.append(f"Latest from the customer: {latest}")
     return " ".join(parts) or "No messages yet."
 
@@ -157,11 +162,7 @@ def route_escalation(escalation_id: int, *, exclude_user_id: int | None = None) 
     escalation is no longer queued (routing twice assigns once).
     """
     with transaction.atomic():
-        escalation = (
-            Escalation.objects.select_for_update()
-            .select_related("conversation")
-            .get(pk=escalation_id)
-        )
+        escalation = _lock_escalation(escalation_id)
         if escalation.status != Escalation.Status.QUEUED:
             return "skipped"
         escalation.routed_at = timezone.now()
@@ -200,20 +201,37 @@ def route_escalation(escalation_id: int, *, exclude_user_id: int | None = None) 
     return "assigned"
 
 
+def _lock_escalation(escalation_id: int) -> Escalation:
+    """Lock an escalation and, first, its conversation.
+
+    Everything that locks both takes the conversation first (claims, replies,
+    resolving), so two of them can never wait on each other.
+    """
+    conversation_id = Escalation.objects.values_list("conversation_id", flat=True).get(
+        pk=escalation_id
+    )
+    Conversation.objects.select_for_update(no_key=True).filter(
+        pk=conversation_id
+    ).first()
+    return (
+        Escalation.objects.select_for_update(no_key=True)
+        .select_related("conversation")
+        .get(pk=escalation_id)
+    )
+
+
 def _tell_nobody_is_online(escalation: Escalation) -> None:
+    """Precondition: the escalation was locked with `_lock_escalation`."""
     if escalation.told_no_agent:
         return
-    conversation = Conversation.objects.select_for_update().get(
-        pk=escalation.conversation_id
-    )
-    append_system_message(conversation, NOBODY_NOTICE)
+    append_system_message(escalation.conversation, NOBODY_NOTICE)
     escalation.told_no_agent = True
 
 
 def release_unclaimed(escalation_id: int, user_id: int) -> bool:
     """Take an offer back from an agent who did not claim it in time."""
     with transaction.atomic():
-        escalation = Escalation.objects.select_for_update().get(pk=escalation_id)
+        escalation = _lock_escalation(escalation_id)
         if (
             escalation.status != Escalation.Status.ASSIGNED
             or escalation.assigned_to_id != user_id
@@ -298,14 +316,16 @@ def agent_group(user_id: Any) -> str:
 
 def _lock(conversation_id: Any) -> Conversation:
     try:
-        return Conversation.objects.select_for_update().get(pk=conversation_id)
+        return Conversation.objects.select_for_update(no_key=True).get(
+            pk=conversation_id
+        )
     except (Conversation.DoesNotExist, ValueError):
         raise ActionError("not_found", "There is no such conversation.") from None
 
 
 def _open_escalation(conversation: Conversation) -> Escalation | None:
     return (
-        conversation.escalations.select_for_update()
+        conversation.escalations.select_for_update(no_key=True)
         .filter(status__in=[*Escalation.OPEN_STATUSES, Escalation.Status.CLAIMED])
         .order_by("-created_at")
         .first()

@@ -26,7 +26,7 @@ from conversations.protocol import (
     parse_typing,
 )
 from knowledge.actions import save_agent_answer
-from support_bot import live
+from support_bot import live, metrics
 from support_bot.db import db_async
 
 from . import actions
@@ -64,12 +64,15 @@ class AgentConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.opened: set[str] = set()
         self.groups_joined: list[str] = []
         await self.accept()
+        metrics.socket_opened("agent")
         await self._join(actions.AGENTS_LIVE_GROUP)
         await self._join(actions.agent_group(self.user.pk))
         await db_async(actions.agent_checked_in)(self.user, connected=True)
         await self._send_queue()
 
     async def disconnect(self, code: int) -> None:
+        if hasattr(self, "groups_joined"):  # refused sockets were never counted
+            metrics.socket_closed("agent")
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 

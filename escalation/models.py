@@ -18,6 +18,7 @@ class Escalation(models.Model):
         NO_ANSWER = "no_answer", "The bot had no answer"
         LOW_CONFIDENCE = "low_confidence", "The bot was not confident"
         GUIDELINE = "guideline", "A guideline hands this topic to people"
+        GUARDRAIL = "guardrail", "The answer failed a guardrail and was withdrawn"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

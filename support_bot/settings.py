@@ -13,11 +13,13 @@ Map of what changes with the environment (every variable is in .env.example):
   OpenAI-compatible model instead of the offline responder.
 """
 
+import os
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import django_stubs_ext
 import environ
+import phonenumbers
 from django.core.exceptions import ImproperlyConfigured
 
 # Lets admin and other generic classes take type parameters at run time.
@@ -149,7 +151,12 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-escalations": {
         "task": "escalation.tasks.sweep_escalations_task",
         "schedule": env.float("ESCALATION_SWEEP_SECONDS", default=30.0),
-    }
+    },
+    # Does nothing while RETENTION_DAYS is 0.
+    "apply-retention": {
+        "task": "conversations.tasks.apply_retention_task",
+        "schedule": 60 * 60,
+    },
 }
 
 # An agent whose console sent no heartbeat for this long gets no new work.
@@ -175,6 +182,21 @@ LLM_TIMEOUT = env.float("LLM_TIMEOUT", default=20.0)
 LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=1)
 LLM_MAX_TOKENS = env.int("LLM_MAX_TOKENS", default=400)
 LLM_TEMPERATURE = env.float("LLM_TEMPERATURE", default=0.2)
+# Offer the model a hand-off tool; turn off for servers without tool support.
+LLM_TOOLS = env.bool("LLM_TOOLS", default=True)
+# Ask for token log-probabilities, a confidence signal some servers provide.
+LLM_LOGPROBS = env.bool("LLM_LOGPROBS", default=False)
+# Below this confidence the bot does not guess: it says so and hands over.
+# (The bot settings record in admin overrides it.)
+CONFIDENCE_THRESHOLD = env.float("CONFIDENCE_THRESHOLD", default=0.5)
+# Hosts the bot may link to, besides those its articles link to.
+LINK_ALLOWED_HOSTS = env.list("LINK_ALLOWED_HOSTS", default=[])
+# What a model's tokens cost per 1,000, for the estimated-cost metric; the
+# offline responder is never priced.
+LLM_PRICE_PROMPT_PER_1K = env.float("LLM_PRICE_PROMPT_PER_1K", default=0.0)
+LLM_PRICE_COMPLETION_PER_1K = env.float("LLM_PRICE_COMPLETION_PER_1K", default=0.0)
+if min(LLM_PRICE_PROMPT_PER_1K, LLM_PRICE_COMPLETION_PER_1K) < 0:
+    raise ImproperlyConfigured("LLM prices cannot be negative.")
 
 # Tokens of recent turns kept word for word; older turns are folded into a
 # running summary by a Celery task.
@@ -194,6 +216,27 @@ MAX_MESSAGE_CHARS = env.int("MAX_MESSAGE_CHARS", default=4000)
 # A burst of this many customer messages is allowed, refilled at this rate.
 WIDGET_RATE_BURST = env.int("WIDGET_RATE_BURST", default=8)
 WIDGET_RATE_PER_SECOND = env.float("WIDGET_RATE_PER_SECOND", default=0.5)
+
+# --- Privacy ----------------------------------------------------------------
+
+# Phone numbers written without "+" and a country code are read as numbers of
+# this region when they are redacted (ISO 3166 code, e.g. GB, DE, US).
+PRIVACY_PHONE_REGION = env.str("PRIVACY_PHONE_REGION", default="GB").upper()
+if PRIVACY_PHONE_REGION not in phonenumbers.SUPPORTED_REGIONS:
+    raise ImproperlyConfigured(
+        f"PRIVACY_PHONE_REGION {PRIVACY_PHONE_REGION!r} is not a known region."
+    )
+# Conversations idle for longer than this are deleted or anonymised; 0 keeps
+# them forever.
+RETENTION_DAYS = env.int("RETENTION_DAYS", default=0)
+if RETENTION_DAYS < 0:
+    raise ImproperlyConfigured("RETENTION_DAYS cannot be negative.")
+RETENTION_MODE = env.str("RETENTION_MODE", default="delete")
+if RETENTION_MODE not in ("delete", "anonymise"):
+    raise ImproperlyConfigured("RETENTION_MODE must be delete or anonymise.")
+# Error reports (admins' email, the DEBUG page) show local variables; this
+# reporter redacts them like log lines.
+DEFAULT_EXCEPTION_REPORTER = "support_bot.logging.RedactingExceptionReporter"
 
 for _name in ("LLM_TIMEOUT", "MEMORY_TOKEN_BUDGET", "MAX_MESSAGE_CHARS", "DB_THREADS"):
     if globals()[_name] <= 0:
@@ -225,19 +268,56 @@ STORAGES = {
 # The widget script is loaded by other sites.
 WHITENOISE_ALLOW_ALL_ORIGINS = True
 
+# --- Monitoring ---------------------------------------------------------------
+
+# Unset, /metrics answers anyone who can reach it: fine on a laptop, not on a
+# public host (set it, or block the path at the proxy).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# prometheus-client reads this variable itself and counts an empty one as set;
+# here, as for every variable, empty means unset.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR", "unset"):
+    del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise ImproperlyConfigured("PROMETHEUS_MULTIPROC_DIR must be a directory.")
+
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# json: one object a line, for a log collector; text: for people reading a
+# terminal.
+LOG_FORMAT = env.str("LOG_FORMAT", default="") or ("text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured("LOG_FORMAT must be json or text.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # Ids passed in `extra` become fields of their own.
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(levelname)s %(name)s %(message)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": True,
+        },
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Every handler takes the redact filter: no card number, IBAN, phone
+    # number or email address reaches a log, whoever logged it.
+    "filters": {"redact": {"()": "support_bot.logging.RedactingFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["redact"],
+        }
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "support_bot": {"level": LOG_LEVEL},
         "conversations": {"level": LOG_LEVEL},
         "escalation": {"level": LOG_LEVEL},
         "knowledge": {"level": LOG_LEVEL},
+        # uvicorn sets up its own text handler before Django starts; this
+        # replaces it, so its lines share the format.
+        "uvicorn": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
     },
 }

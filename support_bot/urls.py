@@ -3,10 +3,13 @@ from django.urls import path
 
 from conversations import views
 from escalation import views as escalation_views
+from support_bot import health
 
 urlpatterns = [
     path("", views.demo, name="demo"),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
     path("agent/", escalation_views.console, name="agent-console"),
     path("admin/", admin.site.urls),
 ]

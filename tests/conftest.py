@@ -22,9 +22,8 @@ from conversations import replies
 from knowledge.models import Article
 from support_bot import db
 from support_bot.asgi import application
+from support_bot.bot import config as bot_config
 from support_bot.celery import app as celery_app
-
-# TMP from tests.fake_llm import fake_llm
 
 pytest_plugins = ["tests.fake_llm"]
 
@@ -46,7 +45,9 @@ if IN_CI and "postgresql" not in django_settings.DATABASES["default"]["ENGINE"]:
 
 
 @pytest.fixture(autouse=True)
-def _test_settings(settings: Any) -> Iterator[None]:
+def _test_settings(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Tests change settings between answers: read the bot settings every time.
+    monkeypatch.setattr(bot_config, "CACHE_SECONDS", 0.0)
     settings.OFFLINE_STREAM_DELAY_MS = 0
     settings.WIDGET_ALLOWED_ORIGINS = [ORIGIN]
     settings.OPENAI_API_KEY = ""

@@ -37,6 +37,10 @@ class Reply:
     usage: bool = True
     prompt_tokens: int = 42
     completion_tokens: int = 7
+    # Call the hand-off tool with this reason (after any text chunks).
+    handoff: str | None = None
+    # A log-probability to report for every text chunk.
+    logprob: float | None = None
 
 
 class FakeLLM:
@@ -193,19 +197,46 @@ def _chunk_events(reply: Reply, body: dict[str, Any]) -> list[dict[str, Any]]:
         "system_fingerprint": None,
     }
 
-    def choice(delta: dict[str, str], finish_reason: str | None = None) -> object:
+    def choice(
+        delta: dict[str, Any], finish_reason: str | None = None, text: str = ""
+    ) -> object:
+        logprobs = None
+        if reply.logprob is not None and text:
+            logprobs = {
+                "content": [
+                    {
+                        "token": text,
+                        "logprob": reply.logprob,
+                        "bytes": None,
+                        "top_logprobs": [],
+                    }
+                ]
+            }
         return {
             "index": 0,
             "delta": delta,
             "finish_reason": finish_reason,
-            "logprobs": None,
+            "logprobs": logprobs,
         }
 
     events = [{**base, "choices": [choice({"role": "assistant", "content": ""})]}]
     events += [
-        {**base, "choices": [choice({"content": text})]} for text in reply.chunks
+        {**base, "choices": [choice({"content": text}, text=text)]}
+        for text in reply.chunks
     ]
-    if reply.finish_reason is not None:
+    if reply.handoff is not None:
+        call = {
+            "index": 0,
+            "id": "call_fake",
+            "type": "function",
+            "function": {
+                "name": "handoff",
+                "arguments": json.dumps({"reason": reply.handoff}),
+            },
+        }
+        events.append({**base, "choices": [choice({"tool_calls": [call]})]})
+        events.append({**base, "choices": [choice({}, "tool_calls")]})
+    elif reply.finish_reason is not None:
         events.append({**base, "choices": [choice({}, reply.finish_reason)]})
     wants_usage = (body.get("stream_options") or {}).get("include_usage")
     if reply.usage and wants_usage:

@@ -37,6 +37,12 @@ async def test_model_answer_streams_and_cites_its_articles(
 async def test_prompt_carries_the_articles_and_the_earlier_turns(
     connect: Any, kb: Any, llm: Any
 ) -> None:
+    lost = article_id(kb, "Reporting a lost or stolen card")
+    card = article_id(kb, "How long does a new card take to arrive?")
+    llm.script(
+        Reply(chunks=[f"Freeze it and order a new one [A{lost}]."]),
+        Reply(chunks=[f"3 to 5 working days [A{card}]."]),
+    )
     widget = await connect()
     await resume(widget)
     await ask(widget, "I lost my card, how do I get a new one?")

@@ -37,6 +37,8 @@ class BotRequest:
     # Best first; already filtered by the retrieval threshold.
     articles: list[RetrievedArticle] = field(default_factory=list)
     bot_name: str = "Assistant"
+    # Published tone and policy guidelines, in order, added to the rules.
+    guidelines: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,10 @@ class Completed:
     # people. The offline responder knows (no article matched); a model's
     # uncited reply may be small talk, so it does not set this.
     needs_person: bool = False
+    # The model's own signals: the reason it gave when it called the hand-off
+    # tool, and the mean token probability where the server reports it.
+    handoff: str | None = None
+    logprob_confidence: float | None = None
 
 
 StreamEvent = TextDelta | Completed

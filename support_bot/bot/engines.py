@@ -6,6 +6,7 @@ import weakref
 
 from django.conf import settings
 
+from .config import BotConfig, env_bot_config
 from .embeddings import count_tokens
 from .engine import BotEngine
 from .offline import OfflineEngine
@@ -20,20 +21,26 @@ _per_loop: (
 _per_loop = weakref.WeakKeyDictionary()
 
 
-def get_engine() -> BotEngine:
-    """The engine for the current settings. Call it from async code."""
+def get_engine(bot: BotConfig | None = None) -> BotEngine:
+    """The engine for the current settings and bot settings record.
+
+    Call it from async code; `bot` defaults to the environment's values.
+    """
     if not settings.OPENAI_API_KEY:
         return _offline(settings.OFFLINE_STREAM_DELAY_MS)
 
+    bot = bot or env_bot_config()
     config = (
         settings.OPENAI_API_KEY,
         settings.OPENAI_BASE_URL,
-        settings.LLM_MODEL,
+        bot.model,
         settings.LLM_TIMEOUT,
         settings.LLM_MAX_RETRIES,
-        settings.LLM_MAX_TOKENS,
-        settings.LLM_TEMPERATURE,
-        settings.BOT_INSTRUCTIONS,
+        bot.max_answer_tokens,
+        bot.temperature,
+        bot.instructions,
+        settings.LLM_TOOLS,
+        settings.LLM_LOGPROBS,
     )
     engines = _per_loop.setdefault(asyncio.get_running_loop(), {})
     if config not in engines:
@@ -42,13 +49,15 @@ def get_engine() -> BotEngine:
         engines[config] = OpenAIEngine(
             api_key=settings.OPENAI_API_KEY,
             base_url=settings.OPENAI_BASE_URL,
-            model=settings.LLM_MODEL,
+            model=bot.model,
             timeout=settings.LLM_TIMEOUT,
             max_retries=settings.LLM_MAX_RETRIES,
-            max_tokens=settings.LLM_MAX_TOKENS,
-            temperature=settings.LLM_TEMPERATURE,
-            instructions=settings.BOT_INSTRUCTIONS.format(name=settings.BOT_NAME),
+            max_tokens=bot.max_answer_tokens,
+            temperature=bot.temperature,
+            instructions=bot.instructions,
             count_tokens=count_tokens,
+            tools=settings.LLM_TOOLS,
+            logprobs=settings.LLM_LOGPROBS,
         )
     return engines[config]
 

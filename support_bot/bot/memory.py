@@ -10,8 +10,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
-from django.conf import settings
-
 from .engine import Role, Turn
 
 if TYPE_CHECKING:
@@ -49,7 +47,9 @@ def select_recent(newest_first: Iterable[StoredTurn], budget: int) -> list[Turn]
 
 
 def unsummarized_tokens_over_budget(conversation: "Conversation") -> bool:
-    budget: int = settings.MEMORY_TOKEN_BUDGET
+    from .config import get_bot_config
+
+    budget: int = get_bot_config().memory_token_budget
     return conversation.memory_tokens > budget
 
 

@@ -6,12 +6,14 @@ and turns what went wrong into an `EngineError` kind the caller can act on.
 """
 
 import asyncio
+import json
 import logging
+import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import openai
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
@@ -38,6 +40,28 @@ logger = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 5.0
 # Room for a summary of about 120 words, with slack for wordy tokenizers.
 SUMMARY_MAX_TOKENS = 300
+HANDOFF_TOOL_NAME = "handoff"
+# The model's own way to say it should not answer. Servers without tool
+# support reject the request; LLM_TOOLS=false leaves the tool out.
+HANDOFF_TOOL = {
+    "type": "function",
+    "function": {
+        "name": HANDOFF_TOOL_NAME,
+        "description": (
+            "Hand the conversation to a human support agent instead of answering, "
+            "when the articles do not answer the question, when answering would "
+            "need a decision only staff can make, or when the customer is upset."
+        ),
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "reason": {"type": "string", "description": "Why, in a few words."}
+            },
+            "required": ["reason"],
+        },
+    },
+}
+
 # The SDK refuses to start without a key; local servers ignore it.
 PLACEHOLDER_API_KEY = "no-key"
 
@@ -75,6 +99,9 @@ class _Reply:
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # Arguments of a `handoff` tool call, streamed in pieces; None if no call.
+    handoff_arguments: str | None = None
+    logprobs: list[float] = field(default_factory=list)
 
     def absorb(self, chunk: ChatCompletionChunk) -> str:
         """Record `chunk` and return the text it adds.
@@ -96,6 +123,16 @@ class _Reply:
                 continue
             delta = getattr(choice, "delta", None)
             text += getattr(delta, "content", None) or ""
+            for call in getattr(delta, "tool_calls", None) or []:
+                function = getattr(call, "function", None)
+                if getattr(function, "name", None) not in (None, HANDOFF_TOOL_NAME):
+                    continue
+                pieces = getattr(function, "arguments", None) or ""
+                self.handoff_arguments = (self.handoff_arguments or "") + pieces
+            for token in (
+                getattr(getattr(choice, "logprobs", None), "content", None) or []
+            ):
+                self.logprobs.append(float(getattr(token, "logprob", 0.0)))
             reason = getattr(choice, "finish_reason", None)
             self.finish_reason = reason or self.finish_reason
 
@@ -119,12 +156,16 @@ class OpenAIEngine:
         temperature: float,
         instructions: str,
         count_tokens: Callable[[str], int],
+        tools: bool = True,
+        logprobs: bool = False,
     ) -> None:
         """Build the engine and its one HTTP client.
 
         `timeout` bounds a whole call in seconds, retries included. A
         `base_url` of None means OpenAI's own API. `count_tokens` estimates
-        usage when the server reports none.
+        usage when the server reports none. `tools` offers the model the
+        hand-off tool; `logprobs` asks for token probabilities (not every
+        server supports either).
         """
         self.model = model
         self._timeout = timeout
@@ -133,6 +174,8 @@ class OpenAIEngine:
         self._temperature = temperature
         self._instructions = instructions
         self._count_tokens = count_tokens
+        self._tools = tools
+        self._logprobs = logprobs
         http_client = openai.DefaultAsyncHttpxClient(
             event_hooks={"request": [self._on_request], "response": [self._on_response]}
         )
@@ -161,6 +204,7 @@ class OpenAIEngine:
                 stream_options={"include_usage": True},
                 max_tokens=self._max_tokens,
                 temperature=self._temperature,
+                **self._signal_options(),
             )
 
         reply = _Reply(model=self.model)
@@ -211,10 +255,18 @@ class OpenAIEngine:
         finally:
             _current_attempts.reset(token)
 
+    def _signal_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if self._tools:
+            options["tools"] = [HANDOFF_TOOL]
+        if self._logprobs:
+            options["logprobs"] = True
+        return options
+
     def _completed(
         self, request: BotRequest, messages: list[Message], reply: _Reply
     ) -> Completed:
-        if reply.finish_reason is None:
+        if reply.finish_reason is None and reply.handoff_arguments is None:
             logger.warning("LLM stream ended without a finish reason")
             raise EngineError("stream_cut", "stream ended without a finish reason")
         if reply.finish_reason == "content_filter":
@@ -241,10 +293,16 @@ class OpenAIEngine:
             model=reply.model,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
-            finish_reason=reply.finish_reason,
+            finish_reason=reply.finish_reason or "tool_calls",
             # The rules forbid citing when the articles hold no answer, so an
             # answer that cites nothing is not grounded in the help centre.
             answered=bool(sources),
+            handoff=_handoff_reason(reply.handoff_arguments),
+            logprob_confidence=(
+                math.exp(sum(reply.logprobs) / len(reply.logprobs))
+                if reply.logprobs
+                else None
+            ),
         )
 
     async def _on_request(self, request: object) -> None:
@@ -287,6 +345,17 @@ async def _next_chunk(
         # An error event inside the stream, or a chunk that is not JSON.
         logger.warning("LLM stream failed: %s", _describe(exc))
         raise EngineError("upstream", _describe(exc)) from exc
+
+
+def _handoff_reason(arguments: str | None) -> str | None:
+    """The reason from a hand-off call's JSON arguments; "" if unreadable."""
+    if arguments is None:
+        return None
+    try:
+        reason = json.loads(arguments or "{}").get("reason", "")
+    except (ValueError, AttributeError):
+        return ""
+    return str(reason)[:200]
 
 
 def _request_error(exc: openai.OpenAIError) -> EngineError:

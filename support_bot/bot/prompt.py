@@ -118,6 +118,9 @@ def _system_prompt(request: BotRequest, instructions: str) -> str:
     parts = [RULES.format(bot_name=request.bot_name)]
     if instructions.strip():
         parts.append(f"{OPERATOR_HEADING}\n{instructions.strip()}")
+    if request.guidelines:
+        rules = "\n".join(f"- {_neutralise(g.strip())}" for g in request.guidelines)
+        parts.append(f"Guidelines from the support team:\n{rules}")
     if request.summary.strip():
         parts.append(
             "Summary of the earlier conversation, written by you:\n"

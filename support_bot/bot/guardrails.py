@@ -1,0 +1,172 @@
+"""Checks an answer must pass before a customer sees it as final.
+
+The model may only commit to what the retrieved articles state. These checks
+are deliberately strict and simple: a false alarm costs a hand-over to a
+person, a miss costs a promise the company never made.
+
+Known limits: the commitment check compares figures and topic words, not
+meaning, so a figure the article states in other words ("two weeks" for
+"14 days") is flagged; the never-do check matches a rule's key words, so a
+rule phrased very differently from the answer can be missed.
+"""
+
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from better_profanity import profanity
+
+from .engine import RetrievedArticle
+
+# Insults that the word list leaves out; a support answer never needs them.
+profanity.add_censor_words(["idiot", "idiots", "stupid", "moron", "dumb", "loser"])
+
+
+@dataclass(frozen=True)
+class Violation:
+    check: str
+    detail: str
+
+
+# A money amount, a percentage, or a span of time: the figures of a promise.
+_FIGURE = re.compile(
+    r"""(?ix)
+    (?:[£$€]\s?\d[\d,]*(?:\.\d+)?)                      # £5, $1, €1,000.50
+    | (?:\d[\d,]*(?:\.\d+)?\s?(?:%|percent\b))          # 2%, 1.5 percent
+    | (?:\d[\d,]*(?:\.\d+)?\s?(?:dollars?|pounds?|euros?|usd|gbp|eur)\b)
+    | (?:\d+\s?(?:-|to)?\s?\d*\s?(?:working\s|business\s|calendar\s)?
+         (?:minutes?|hours?|days?|weeks?|months?|years?)\b)
+    """
+)
+
+# Topics on which an answer commits the company; each needs an article that
+# speaks of the same topic.
+_TOPICS = {
+    "refund": re.compile(r"(?i)\b(refund\w*|reimburs\w*|money back|compensat\w*)"),
+    "discount": re.compile(r"(?i)\b(discount\w*|promo\w*|coupon\w*|voucher\w*)"),
+    "price": re.compile(
+        r"(?i)\b(price\w*|pricing|costs?|charge[sd]?|fees?|free of charge)\b"
+    ),
+    "legal": re.compile(r"(?i)\b(legal\w*|lawyer\w*|lawsuit\w*|liab\w*|sue|court)\b"),
+}
+
+_URL = re.compile(
+    r"(?i)\b(?:https?://[^\s<>\"')\]]+|www\.[^\s<>\"')\]]+"
+    r"|[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|net|org|io|co|uk|example|info|biz|app)"
+    r"\b(?:/[^\s<>\"')\]]*)?)"
+)
+
+_WORD = re.compile(r"[a-z0-9]+")
+_RULE_WORDS_SKIPPED = {
+    "never",
+    "not",
+    "dont",
+    "don't",
+    "do",
+    "does",
+    "avoid",
+    "the",
+    "a",
+    "an",
+    "to",
+    "of",
+    "or",
+    "and",
+    "any",
+    "anyone",
+    "customer",
+    "customers",
+    "bot",
+    "you",
+    "your",
+    "our",
+    "we",
+    "about",
+    "for",
+    "with",
+    "on",
+    "in",
+    "is",
+    "are",
+    "be",
+}
+
+
+def check_answer(
+    text: str,
+    articles: Sequence[RetrievedArticle],
+    *,
+    never_do: Sequence[str] = (),
+    allowed_hosts: Collection[str] = (),
+) -> list[Violation]:
+    """Every reason `text` must not reach the customer as final."""
+    sources = " ".join(a.body for a in articles)
+    return [
+        *_unsupported_commitments(text, sources),
+        *_profanity(text),
+        *_links(text, sources, allowed_hosts),
+        *_never_do(text, never_do),
+    ]
+
+
+def _normalise_figure(figure: str) -> str:
+    return re.sub(r"[\s,]", "", figure.lower()).replace("percent", "%")
+
+
+def _unsupported_commitments(text: str, sources: str) -> list[Violation]:
+    stated = {_normalise_figure(m.group()) for m in _FIGURE.finditer(sources)}
+    found = [
+        Violation("unsupported_commitment", f"the articles do not state {m.group()!r}")
+        for m in _FIGURE.finditer(text)
+        if _normalise_figure(m.group()) not in stated
+    ]
+    found += [
+        Violation("unsupported_commitment", f"no article speaks of {topic}")
+        for topic, pattern in _TOPICS.items()
+        if pattern.search(text) and not pattern.search(sources)
+    ]
+    return found
+
+
+def _profanity(text: str) -> list[Violation]:
+    if profanity.contains_profanity(text):
+        return [Violation("profanity", "the answer contains profanity or an insult")]
+    return []
+
+
+def _host(url: str) -> str:
+    if "://" not in url:
+        url = "//" + url
+    return (urlsplit(url).hostname or "").lower().removeprefix("www.")
+
+
+def _links(text: str, sources: str, allowed_hosts: Collection[str]) -> list[Violation]:
+    allowed = {h.lower().removeprefix("www.") for h in allowed_hosts}
+    allowed |= {_host(m.group()) for m in _URL.finditer(sources)}
+    return [
+        Violation("link_host", f"a link to {host} is not allowed")
+        for host in dict.fromkeys(_host(m.group()) for m in _URL.finditer(text))
+        if host
+        and host not in allowed
+        and not any(host.endswith("." + a) for a in allowed)
+    ]
+
+
+def _never_do(text: str, rules: Sequence[str]) -> list[Violation]:
+    """A rule is broken when every key word of it appears in one sentence.
+
+    Words match on their first five letters, so "refund" meets "refunded".
+    """
+    found = []
+    for sentence in re.split(r"(?<=[.!?])\s+", text.lower()):
+        stems = {w[:5] for w in _WORD.findall(sentence)}
+        for rule in rules:
+            key = {
+                w[:5]
+                for w in _WORD.findall(rule.lower())
+                if w not in _RULE_WORDS_SKIPPED
+            }
+            if key and key <= stems:
+                found.append(Violation("never_do", rule))
+    return list(dict.fromkeys(found))
