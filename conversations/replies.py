@@ -207,6 +207,7 @@ async def _answer(
             allowed_hosts=settings.LINK_ALLOWED_HOSTS,
             on_delta=on_delta,
             measure=_measure,
+            review=bot.review_mode,
         )
     except EngineError as error:
         metrics.llm_error(error.kind)
@@ -272,7 +273,8 @@ def _load_guidelines() -> Guidelines:
 def _outcome_metadata(outcome: Outcome) -> dict[str, Any]:
     completed = outcome.completed
     titles = {a.id: a.title for a in outcome.articles}
-    sources = completed.sources if completed and outcome.decision == "answer" else []
+    answered = outcome.decision in ("answer", "hold")
+    sources = completed.sources if completed and answered else []
     metadata: dict[str, Any] = {
         "decision": outcome.decision,
         "reasons": outcome.reasons,
@@ -311,6 +313,13 @@ async def _store_outcome(
             completed.model, completed.prompt_tokens, completed.completion_tokens
         )
     metrics.bot_answer_finished(_OUTCOMES[outcome.decision])
+    if outcome.decision == "hold":
+        from escalation.actions import hold_answer
+
+        draft = outcome.completed.text if outcome.completed else ""
+        return await db_async(hold_answer)(
+            ctx.conversation_id, ctx.question_seq, draft, metadata, outcome.text
+        )
     logger.info(
         "Bot decided to %s (%s)",
         outcome.decision,
@@ -333,6 +342,7 @@ _OUTCOMES: dict[str, Any] = {
     "answer": "answered",
     "escalate": "escalated",
     "withdraw": "withdrawn",
+    "hold": "escalated",
 }
 
 

@@ -26,6 +26,7 @@ from conversations.actions import (
 )
 from conversations.models import Conversation, Message
 from support_bot import live, metrics
+from support_bot.bot.config import get_bot_config
 from support_bot.privacy import redact
 
 from .models import (
@@ -33,6 +34,7 @@ from .models import (
     AgentProfile,
     BusinessHours,
     Escalation,
+    HeldAnswer,
     InternalNote,
     SupportSettings,
 )
@@ -434,22 +436,29 @@ def note_frame(note: InternalNote) -> dict[str, Any]:
 conversation_agents_group = live.conversation_agents_group
 
 
+def _finish_locked(
+    conversation: Conversation, status: str, escalation_status: str
+) -> None:
+    """Give the conversation up. Precondition: its row is locked by the owner."""
+    conversation.status = status
+    conversation.agent = None
+    conversation.save(update_fields=["status", "agent", "updated_at"])
+    escalation = _open_escalation(conversation)
+    if escalation is not None:
+        escalation.status = escalation_status
+        escalation.closed_at = timezone.now()
+        escalation.save()
+    _announce_owner(conversation, status)
+
+
 def _finish(
     user: Any, conversation_id: Any, status: str, escalation_status: str, notice: str
 ) -> Conversation:
     with transaction.atomic():
         conversation = _lock(conversation_id)
         _require_owner(conversation, user)
-        conversation.status = status
-        conversation.agent = None
-        conversation.save(update_fields=["status", "agent", "updated_at"])
-        escalation = _open_escalation(conversation)
-        if escalation is not None:
-            escalation.status = escalation_status
-            escalation.closed_at = timezone.now()
-            escalation.save()
         append_system_message(conversation, notice)
-        _announce_owner(conversation, status)
+        _finish_locked(conversation, status, escalation_status)
     return conversation
 
 
@@ -602,6 +611,12 @@ def transcript(conversation_id: Any) -> dict[str, Any]:
         "status": conversation.status,
         "agent": _person(conversation.agent),
         "notes": [note_frame(n) for n in conversation.notes.select_related("author")],
+        "drafts": [
+            held.as_frame()
+            for held in conversation.held_answers.filter(
+                status=HeldAnswer.Status.PENDING
+            )
+        ],
         "escalations": [
             {
                 "reason": e.reason,
@@ -612,3 +627,101 @@ def transcript(conversation_id: Any) -> dict[str, Any]:
             for e in conversation.escalations.order_by("created_at")
         ],
     }
+
+
+# --- Answers held for approval ------------------------------------------------
+
+
+def hold_answer(
+    conversation_id: Any,
+    reply_to: int,
+    draft: str,
+    metadata: dict[str, Any],
+    notice: str,
+) -> Message:
+    """Keep the bot's draft for a person and tell the customer it is being checked.
+
+    The notice carries the draft's stream id, so the widget replaces any
+    preview it streamed with the notice.
+    """
+    with transaction.atomic():
+        conversation = _lock(conversation_id)
+        held = HeldAnswer.objects.create(
+            conversation=conversation, reply_to=reply_to, text=draft, metadata=metadata
+        )
+        message = append_message(
+            conversation,
+            Message.Role.SYSTEM,
+            notice,
+            metadata={"stream": metadata.get("stream"), "reply_to": reply_to},
+        )
+        if conversation.status == Conversation.Status.BOT:
+            escalate_locked(
+                conversation,
+                Escalation.Reason.REVIEW,
+                confidence=metadata.get("confidence"),
+                announce=False,
+            )
+        live.send_after_commit(
+            conversation_agents_group(conversation.id),
+            {"type": "agents.draft", "frame": held.as_frame()},
+        )
+    return message
+
+
+def send_held_answer(user: Any, held_id: int, text: str | None = None) -> Message:
+    """Send a held answer, as it is or edited, and give the bot its turn back.
+
+    An agent who has not claimed the conversation claims it by approving.
+    """
+    held = HeldAnswer.objects.filter(pk=held_id).first()
+    if held is None:
+        raise ActionError("not_found", "There is no such draft.")
+    if held.conversation.status == Conversation.Status.WAITING:
+        claim_conversation(user, held.conversation_id)
+    with transaction.atomic():
+        conversation = _lock(held.conversation_id)
+        _require_owner(conversation, user)
+        held = HeldAnswer.objects.select_for_update(no_key=True).get(pk=held_id)
+        if held.status != HeldAnswer.Status.PENDING:
+            raise ActionError("not_pending", "This draft was already handled.")
+        edited = text is not None and text.strip() != held.text.strip()
+        held.status = HeldAnswer.Status.SENT
+        held.edited = edited
+        held.decided_by = user
+        held.decided_at = timezone.now()
+        held.save()
+        metadata = {
+            **held.metadata,
+            "stream": None,
+            "author": {"name": get_bot_config().name},
+            "approved_by": user.pk,
+            "edited": edited,
+        }
+        message = append_message(
+            conversation,
+            Message.Role.BOT,
+            text.strip() if edited and text else held.text,
+            metadata=metadata,
+        )
+        _finish_locked(
+            conversation, Conversation.Status.BOT, Escalation.Status.HANDED_BACK
+        )
+    return message
+
+
+def discard_held_answer(user: Any, held_id: int) -> None:
+    """Drop a draft; the conversation stays with the agent to answer in person."""
+    held = HeldAnswer.objects.filter(pk=held_id).first()
+    if held is None:
+        raise ActionError("not_found", "There is no such draft.")
+    if held.conversation.status == Conversation.Status.WAITING:
+        claim_conversation(user, held.conversation_id)
+    with transaction.atomic():
+        conversation = _lock(held.conversation_id)
+        _require_owner(conversation, user)
+        HeldAnswer.objects.filter(pk=held_id, status=HeldAnswer.Status.PENDING).update(
+            status=HeldAnswer.Status.DISCARDED,
+            decided_by=user,
+            decided_at=timezone.now(),
+        )

@@ -47,6 +47,8 @@ AGENT_TYPES = frozenset(
         "hand_back",
         "transfer",
         "save_article",
+        "approve",
+        "discard",
     }
 )
 
@@ -217,6 +219,24 @@ class AgentConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 "title": article.title,
             }
         )
+
+    async def on_approve(self, frame: dict[str, Any]) -> None:
+        draft = frame.get("draft")
+        text = frame.get("text")
+        if not isinstance(draft, int) or isinstance(draft, bool):
+            raise FrameError("invalid_frame", "approve needs the draft's id.")
+        if text is not None and (not isinstance(text, str) or not text.strip()):
+            raise FrameError("invalid_frame", "An edited answer needs its text.")
+        await db_async(actions.send_held_answer)(self.user, draft, text)
+
+    async def on_discard(self, frame: dict[str, Any]) -> None:
+        draft = frame.get("draft")
+        if not isinstance(draft, int) or isinstance(draft, bool):
+            raise FrameError("invalid_frame", "discard needs the draft's id.")
+        await db_async(actions.discard_held_answer)(self.user, draft)
+
+    async def agents_draft(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["frame"])
 
     # --- channel-layer events -----------------------------------------------
 

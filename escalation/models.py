@@ -19,6 +19,7 @@ class Escalation(models.Model):
         LOW_CONFIDENCE = "low_confidence", "The bot was not confident"
         GUIDELINE = "guideline", "A guideline hands this topic to people"
         GUARDRAIL = "guardrail", "The answer failed a guardrail and was withdrawn"
+        REVIEW = "review", "An answer waits for a person's approval"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -175,3 +176,53 @@ class InternalNote(models.Model):
 
     def __str__(self) -> str:
         return f"Note on {self.conversation_id}"
+
+
+class HeldAnswer(models.Model):
+    """A bot answer waiting for a person's approval (supervised and copilot modes).
+
+    The customer never sees it until an agent sends it, as it is or edited.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for approval"
+        SENT = "sent", "Sent"
+        DISCARDED = "discarded", "Discarded"
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="held_answers"
+    )
+    # The customer message it answers.
+    reply_to = models.PositiveIntegerField()
+    text = models.TextField()
+    metadata = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    edited = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"Held answer to #{self.reply_to} ({self.status})"
+
+    def as_frame(self) -> dict[str, object]:
+        return {
+            "type": "draft",
+            "conversation": str(self.conversation_id),
+            "draft": self.pk,
+            "reply_to": self.reply_to,
+            "text": self.text,
+            "status": self.status,
+            "metadata": self.metadata,
+        }

@@ -39,12 +39,19 @@ NOT_SURE = (
     "I'm sorry, I don't have an answer to that in our help articles, so I've "
     "asked a person from our support team to take over. They'll reply here."
 )
+HELD = (
+    "A person from our support team is checking the answer before it's sent "
+    "to you. It won't be long."
+)
 WITHDRAWN = (
     "I'm sorry, I can't answer that reliably, so I've asked a person from our "
     "support team to take over. They'll reply right here."
 )
 
-Decision = Literal["answer", "escalate", "withdraw"]
+Decision = Literal["answer", "escalate", "withdraw", "hold"]
+# autopilot: answers go out; supervised: answers the bot is unsure of wait for
+# a person's approval instead of being withdrawn; copilot: every answer does.
+ReviewMode = Literal["autopilot", "supervised", "copilot"]
 OnDelta = Callable[[str], Awaitable[None]]
 
 
@@ -92,10 +99,14 @@ async def decide(
     allowed_hosts: Sequence[str],
     on_delta: OnDelta | None = None,
     measure: Callable[..., Awaitable[Signals]] | None = None,
+    review: ReviewMode = "autopilot",
 ) -> Outcome:
     """Decide and, when answering, stream the answer through `on_delta`.
 
-    Raises EngineError when the model fails; the caller apologises.
+    With review, an answer a person must approve comes back as "hold"; the
+    caller streams nothing to the customer for it (copilot) or replaces what
+    was streamed (supervised). Raises EngineError when the model fails; the
+    caller apologises.
     """
     hits = question.hits
     # The best article always goes to the model when routing is confident in
@@ -145,7 +156,7 @@ async def decide(
             [],
             hits=hits,
         )
-    if before < threshold:
+    if before < threshold and review == "autopilot":
         reason = "no_answer" if not articles else "low_confidence"
         return handover(
             NOT_SURE,
@@ -162,18 +173,30 @@ async def decide(
         bot_name=request.bot_name,
         guidelines=guidelines.prompt,
     )
+    # A draft for a person is never streamed to the customer.
+    stream = (
+        on_delta
+        if review == "autopilot" or (review == "supervised" and before >= threshold)
+        else None
+    )
     completed: Completed | None = None
     async for event in engine.stream(request):
         if isinstance(event, TextDelta):
-            if on_delta is not None:
-                await on_delta(event.text)
+            if stream is not None:
+                await stream(event.text)
         else:
             completed = event
     if completed is None:
         raise EngineError("stream_cut", "the engine ended without an answer")
-    return _after(
+    outcome = _after(
         completed, signals, threshold, articles, guidelines, allowed_hosts, hits
     )
+    if review == "copilot" or (review == "supervised" and outcome.decision != "answer"):
+        outcome.decision = "hold"
+        outcome.text = HELD
+        outcome.escalate = "review"
+        outcome.reasons.append(f"{review} mode: a person approves this answer")
+    return outcome
 
 
 def _after(

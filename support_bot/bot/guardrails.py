@@ -136,6 +136,7 @@ def _profanity(text: str) -> list[Violation]:
 
 
 def _host(url: str) -> str:
+    url = url.rstrip(".,;:!?")  # the end of the sentence, not of the link
     if "://" not in url:
         url = "//" + url
     return (urlsplit(url).hostname or "").lower().removeprefix("www.")

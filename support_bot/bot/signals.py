@@ -77,15 +77,53 @@ def repeated(question: str, previous: str | None) -> bool:
 def always_human_topic(question: str, topics: Sequence[str]) -> str | None:
     """The always-hand-to-a-person guideline this question falls under, if any.
 
-    A topic matches when the question is close to it in meaning; the bar is
-    set low on purpose, since a wrong match only costs a hand-over.
+    A topic matches when the question is close to it in meaning, or shares
+    one of its key words ("identity" in "identity theft"). The bar is low on
+    purpose: a wrong match only costs a hand-over.
     """
     if not topics:
         return None
+    asked = _stems(question)
+    for topic in topics:
+        if asked & _stems(topic):
+            return topic
     vectors = embed([question, *topics])
     scores = vectors[1:] @ vectors[0]
     best = int(np.argmax(scores))
     return topics[best] if float(scores[best]) >= 0.45 else None
+
+
+_COMMON = {
+    "about",
+    "always",
+    "anything",
+    "customer",
+    "customers",
+    "other",
+    "their",
+    "there",
+    "these",
+    "those",
+    "which",
+    "would",
+    "could",
+    "should",
+    "questions",
+    "question",
+    "person",
+    "people",
+    "please",
+    "where",
+    "when",
+    "what",
+    "with",
+}
+
+
+def _stems(text: str) -> set[str]:
+    """Key words of `text`, cut to five letters so "stole" meets "stolen"."""
+    words = re.findall(r"[a-z]+", text.lower())
+    return {w[:5] for w in words if len(w) >= 5 and w not in _COMMON}
 
 
 def retrieval_confidence(hits: Sequence[Hit]) -> float:
