@@ -15,4 +15,4 @@ RUN DEBUG=false SECRET_KEY=build-only python manage.py collectstatic --noinput
 
 EXPOSE 8000
 CMD ["uvicorn", "support_bot.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
-     "--ws-max-size", "1048576", "--no-access-log"]
+     "--ws-max-size", "1048576", "--ws-per-message-deflate", "false", "--no-access-log"]

@@ -18,12 +18,14 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# Compression is off for websockets: chat frames are small, and it more than
+# doubled the memory each idle widget costs (docs/performance.md).
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo
 	@echo "Serving http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/)"
 	$(BIN)/python -m uvicorn support_bot.asgi:application \
-		--host $(HOST) --port $(PORT) --ws-max-size 1048576 --no-access-log
+		--host $(HOST) --port $(PORT) --ws-max-size 1048576 --ws-per-message-deflate false --no-access-log
 
 # A Celery worker, needed only when REDIS_URL is set (otherwise tasks run inline).
 worker: install

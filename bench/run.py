@@ -114,7 +114,8 @@ class Stack:
         port = free_port()
         argv = [PYTHON, "-m", "uvicorn", app, "--host", "127.0.0.1"]
         # The deployed command line (Dockerfile), on a port of our own.
-        argv += ["--port", str(port), "--ws-max-size", "1048576", "--no-access-log"]
+        argv += ["--port", str(port), "--ws-max-size", "1048576"]
+        argv += ["--ws-per-message-deflate", "false", "--no-access-log"]
         server = self.procs.start(name, argv, self.env, BASE_DIR)
         wait_for_http(stats_url(port), server)
         return server, port
