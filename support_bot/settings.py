@@ -193,6 +193,9 @@ CONFIDENCE_THRESHOLD = env.float("CONFIDENCE_THRESHOLD", default=0.5)
 LINK_ALLOWED_HOSTS = env.list("LINK_ALLOWED_HOSTS", default=[])
 # What a model's tokens cost per 1,000, for the estimated-cost metric; the
 # offline responder is never priced.
+# After each answer, ask the model in a second short call whether the answer is
+# supported by its articles: one more confidence signal, one more call.
+LLM_SELF_CHECK = env.bool("LLM_SELF_CHECK", default=False)
 LLM_PRICE_PROMPT_PER_1K = env.float("LLM_PRICE_PROMPT_PER_1K", default=0.0)
 LLM_PRICE_COMPLETION_PER_1K = env.float("LLM_PRICE_COMPLETION_PER_1K", default=0.0)
 if min(LLM_PRICE_PROMPT_PER_1K, LLM_PRICE_COMPLETION_PER_1K) < 0:

@@ -208,3 +208,31 @@ def test_links_to_hosts_the_articles_use_pass() -> None:
         )
         == []
     )
+
+
+@pytest.mark.parametrize(
+    ("verdict", "withdrawn"),
+    [
+        ('{"supported": false, "confidence": 0.9}', True),
+        ('{"supported": true, "confidence": 0.95}', False),
+    ],
+)
+async def test_the_models_self_check_is_a_signal(
+    connect: Any, kb: Any, llm: Any, settings: Any, verdict: str, withdrawn: bool
+) -> None:
+    settings.LLM_SELF_CHECK = True
+    card = kb[CARD_TITLE].id
+    llm.script(
+        Reply(chunks=[f"Within 3 to 5 working days [A{card}]."]),
+        Reply(chunks=[verdict]),
+    )
+    widget = await connect()
+    await resume(widget)
+
+    answer = await final_answer_to(widget, "When will my card arrive?")
+
+    assert answer["withdrawn"] is withdrawn
+    stored = await Message.objects.aget(seq=answer["seq"])
+    assert stored.metadata["signals"]["self_check"] == (0.0 if withdrawn else 0.95)
+    check_prompt = llm.requests[-1]["messages"][1]["content"]
+    assert "<answer>" in check_prompt and "Within 3 to 5 working days." in check_prompt

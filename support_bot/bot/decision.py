@@ -188,6 +188,11 @@ async def decide(
             completed = event
     if completed is None:
         raise EngineError("stream_cut", "the engine ended without an answer")
+    if completed.handoff is None and completed.text:
+        # The request's question, which is redacted, never the raw text.
+        signals.self_check = await engine.self_check(
+            request.question, completed.text, articles
+        )
     outcome = _after(
         completed, signals, threshold, articles, guidelines, allowed_hosts, hits
     )

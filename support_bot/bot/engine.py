@@ -87,3 +87,9 @@ class BotEngine(Protocol):
     def stream(self, request: BotRequest) -> AsyncIterator[StreamEvent]: ...
 
     async def summarize(self, previous_summary: str, turns: list[Turn]) -> str: ...
+
+    async def self_check(
+        self, question: str, answer: str, articles: list[RetrievedArticle]
+    ) -> float | None:
+        """The engine's own grade of `answer` in [0, 1], or None if it has none."""
+        ...

@@ -41,6 +41,7 @@ def get_engine(bot: BotConfig | None = None) -> BotEngine:
         bot.instructions,
         settings.LLM_TOOLS,
         settings.LLM_LOGPROBS,
+        settings.LLM_SELF_CHECK,
     )
     engines = _per_loop.setdefault(asyncio.get_running_loop(), {})
     if config not in engines:
@@ -58,6 +59,7 @@ def get_engine(bot: BotConfig | None = None) -> BotEngine:
             count_tokens=count_tokens,
             tools=settings.LLM_TOOLS,
             logprobs=settings.LLM_LOGPROBS,
+            self_check=settings.LLM_SELF_CHECK,
         )
     return engines[config]
 

@@ -10,7 +10,14 @@ import re
 from collections.abc import AsyncIterator
 
 from .embeddings import count_tokens
-from .engine import BotRequest, Completed, StreamEvent, TextDelta, Turn
+from .engine import (
+    BotRequest,
+    Completed,
+    RetrievedArticle,
+    StreamEvent,
+    TextDelta,
+    Turn,
+)
 
 NO_ANSWER = (
     "I'm sorry, I don't have an answer to that in our help articles, so I've "
@@ -53,6 +60,12 @@ class OfflineEngine:
             answered=bool(sources),
             needs_person=not sources,
         )
+
+    async def self_check(
+        self, question: str, answer: str, articles: list[RetrievedArticle]
+    ) -> float | None:
+        # It quotes an article word for word: there is nothing to grade.
+        return None
 
     async def summarize(self, previous_summary: str, turns: list[Turn]) -> str:
         """An extractive summary: what the customer asked, newest last."""

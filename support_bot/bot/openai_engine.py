@@ -23,6 +23,7 @@ from support_bot.bot.engine import (
     Completed,
     EngineError,
     ErrorKind,
+    RetrievedArticle,
     StreamEvent,
     TextDelta,
     Turn,
@@ -30,8 +31,10 @@ from support_bot.bot.engine import (
 from support_bot.bot.prompt import (
     Message,
     build_messages,
+    build_self_check_messages,
     build_summary_messages,
     parse_citations,
+    parse_self_check,
 )
 
 logger = logging.getLogger(__name__)
@@ -40,6 +43,8 @@ logger = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 5.0
 # Room for a summary of about 120 words, with slack for wordy tokenizers.
 SUMMARY_MAX_TOKENS = 300
+# A one-line JSON verdict.
+SELF_CHECK_MAX_TOKENS = 40
 HANDOFF_TOOL_NAME = "handoff"
 # The model's own way to say it should not answer. Servers without tool
 # support reject the request; LLM_TOOLS=false leaves the tool out.
@@ -158,6 +163,7 @@ class OpenAIEngine:
         count_tokens: Callable[[str], int],
         tools: bool = True,
         logprobs: bool = False,
+        self_check: bool = False,
     ) -> None:
         """Build the engine and its one HTTP client.
 
@@ -176,6 +182,7 @@ class OpenAIEngine:
         self._count_tokens = count_tokens
         self._tools = tools
         self._logprobs = logprobs
+        self._self_check = self_check
         http_client = openai.DefaultAsyncHttpxClient(
             event_hooks={"request": [self._on_request], "response": [self._on_response]}
         )
@@ -239,6 +246,34 @@ class OpenAIEngine:
             logger.warning("LLM refused to summarize (content filter)")
             raise EngineError("refused", "content filter")
         return (choice.message.content or "").strip()
+
+    async def self_check(
+        self, question: str, answer: str, articles: list[RetrievedArticle]
+    ) -> float | None:
+        """Ask the model whether its answer is supported; None when unsure.
+
+        A failed check is no signal rather than a failed answer: the answer
+        itself already passed the other checks.
+        """
+        if not self._self_check:
+            return None
+        deadline = asyncio.get_running_loop().time() + self._timeout
+        try:
+            async with self._guarded(deadline):
+                completion = await self._client.chat.completions.create(
+                    model=self.model,
+                    messages=_as_params(
+                        build_self_check_messages(question, answer, articles)
+                    ),
+                    max_tokens=SELF_CHECK_MAX_TOKENS,
+                    temperature=0,
+                )
+        except EngineError as error:
+            logger.warning("LLM self-check failed (%s)", error.kind)
+            return None
+        if not completion.choices:
+            return None
+        return parse_self_check(completion.choices[0].message.content or "")
 
     @asynccontextmanager
     async def _guarded(self, deadline: float) -> AsyncIterator[None]:

@@ -155,6 +155,7 @@ class Signals:
     grounded: bool | None = None
     model_handoff: str | None = None
     logprob_confidence: float | None = None
+    self_check: float | None = None
     violations: list[str] = field(default_factory=list)
 
     def before_answer(self) -> float:
@@ -174,6 +175,8 @@ class Signals:
             confidence *= 0.5
         if self.logprob_confidence is not None:
             confidence *= 0.5 + 0.5 * self.logprob_confidence
+        if self.self_check is not None:
+            confidence *= self.self_check
         if self.model_handoff is not None:
             confidence = 0.0
         return confidence
@@ -190,6 +193,7 @@ class Signals:
             "grounded": self.grounded,
             "model_handoff": self.model_handoff,
             "logprob_confidence": self.logprob_confidence,
+            "self_check": self.self_check,
             "violations": self.violations,
         }
 
