@@ -108,7 +108,10 @@ async def test_hand_back_lets_the_bot_answer_again(connect: Any, kb: Any) -> Non
     dana = await sync_to_async(make_agent)("dana")
     console = await open_console(dana)
     await console.connect()
-    conversation = (await receive_type(console, "assigned"))["conversation"]
+    # The queue snapshot on connecting already names it; a live "assigned"
+    # event sent while the socket's subscription is being set up can be lost.
+    queue = await receive_type(console, "queue")
+    conversation = queue["items"][0]["conversation"]
     await console.send_json_to({"type": "claim", "conversation": conversation})
     await receive_until(
         widget, lambda f: f["type"] == "status" and f["status"] == "human"
