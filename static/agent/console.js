@@ -33,6 +33,7 @@
     low_confidence: 'Low confidence',
     guideline: 'Guideline',
     reopened: 'Reopened',
+    review: 'Answer to approve',
   };
 
   const $ = (id) => document.getElementById(id);
@@ -79,6 +80,7 @@
     status: null,
     owner: null, // {id?, name} of the agent who owns the open conversation
     shown: new Map(), // seq -> element
+    drafts: new Map(), // held answer id -> {frame, el, busy}
     notes: new Set(), // keys of notes on screen
     maxSeq: 0,
     pendingReply: null, // {client_id, text} until its ack
@@ -93,6 +95,7 @@
     ['agents', onAgents],
     ['assigned', onAssigned],
     ['transcript', onTranscript],
+    ['draft', onDraft],
     ['message', onMessage],
     ['note', onNote],
     ['typing', onTyping],
@@ -191,6 +194,8 @@
     state.typingSent = false;
     state.suggesting = false;
     clearInterval(state.timers.heartbeat);
+    // A decision in flight is settled by the transcript sent on reconnect.
+    for (const entry of state.drafts.values()) setDraftBusy(entry, '');
     if (ws) {
       ws.onopen = ws.onmessage = ws.onclose = null;
       try {
@@ -288,6 +293,7 @@
     const classes = ['queue-item', `is-${status}`];
     if (mine) classes.push('is-mine');
     if (item.conversation === state.current) classes.push('is-open');
+    if (item.reason === 'review') classes.push('is-review');
     const button = h(
       'button',
       {
@@ -381,6 +387,7 @@
     state.owner = null;
     state.shown.clear();
     state.notes.clear();
+    state.drafts.clear();
     state.maxSeq = 0;
     state.pendingReply = null;
     state.follow = true;
@@ -407,6 +414,7 @@
     state.status = frame.status;
     state.owner = frame.agent;
     for (const note of Array.isArray(frame.notes) ? frame.notes : []) addNote(note);
+    syncDrafts(Array.isArray(frame.drafts) ? frame.drafts : []);
     if (state.follow) scrollToEnd();
     renderHeader();
   }
@@ -420,6 +428,8 @@
     if (ownerChanged) state.owner = frame.agent ? { name: personName(frame.agent) } : null;
     if (state.status !== 'human') setCustomerTyping(false);
     renderHeader();
+    // Someone approved or discarded a draft: the transcript says which are left.
+    if (state.drafts.size) resync();
   }
 
   function renderHeader() {
@@ -472,10 +482,11 @@
     const later = Array.from(ui.transcript.children).find(
       (child) => child.dataset.seq && Number(child.dataset.seq) > frame.seq
     );
-    ui.transcript.insertBefore(el, later || null);
+    ui.transcript.insertBefore(el, later || firstDraft());
     state.shown.set(frame.seq, el);
     state.maxSeq = Math.max(state.maxSeq, frame.seq);
     if (frame.role === 'customer') setCustomerTyping(false);
+    if (frame.role === 'bot') dropAnsweredDrafts(frame);
     if (state.follow) scrollToEnd();
   }
 
@@ -573,7 +584,7 @@
     const later = Array.from(ui.transcript.children).find(
       (child) => Number(child.dataset.time) > time
     );
-    ui.transcript.insertBefore(el, later || null);
+    ui.transcript.insertBefore(el, later || firstDraft());
   }
 
   function onTyping(frame) {
@@ -599,6 +610,205 @@
 
   function scrollToEnd() {
     ui.transcript.scrollTop = ui.transcript.scrollHeight;
+  }
+
+
+  // --- Drafts held for approval --------------------------------------------
+  //
+  // In supervised and copilot mode the bot's answer waits here until an agent
+  // sends it (as is or edited) or discards it. Drafts stay below the messages.
+  // After every decision the console re-opens the conversation after the
+  // highest seq: the transcript that comes back lists the drafts still pending,
+  // and the server handles frames in order, so any error arrives before it.
+
+  function firstDraft() {
+    return ui.transcript.querySelector(':scope > .msg-draft');
+  }
+
+  function resync() {
+    if (state.current) {
+      send({ type: 'open', conversation: state.current, after_seq: state.maxSeq });
+    }
+  }
+
+  function onDraft(frame) {
+    if (frame.conversation !== state.current) return;
+    if (frame.status && frame.status !== 'pending') {
+      removeDraft(frame.draft);
+      return;
+    }
+    if (!state.drafts.has(frame.draft)) {
+      addDraft(frame);
+      showNotice('The bot drafted an answer: it waits for your approval below.');
+    }
+    if (state.follow) scrollToEnd();
+  }
+
+  // The server's list is the truth; a draft being edited keeps its textarea.
+  function syncDrafts(drafts) {
+    const pending = drafts.filter(
+      (d) => d && Number.isInteger(d.draft) && (!d.status || d.status === 'pending')
+    );
+    const ids = new Set(pending.map((d) => d.draft));
+    for (const id of Array.from(state.drafts.keys())) {
+      if (!ids.has(id)) removeDraft(id);
+    }
+    for (const draft of pending) {
+      if (!state.drafts.has(draft.draft)) addDraft(draft);
+    }
+  }
+
+  // An approved draft comes back as the bot's message, answering the same seq.
+  function dropAnsweredDrafts(frame) {
+    const meta = frame.metadata && typeof frame.metadata === 'object' ? frame.metadata : {};
+    if (!meta.approved_by || !Number.isInteger(meta.reply_to)) return;
+    for (const [id, entry] of state.drafts) {
+      if (entry.frame.reply_to === meta.reply_to) removeDraft(id);
+    }
+  }
+
+  function removeDraft(id) {
+    const entry = state.drafts.get(id);
+    if (!entry) return;
+    // Our own decision, or a draft someone else handled while we were in it:
+    // the reply box is the natural next place either way.
+    const refocus = entry.busy || entry.el.contains(document.activeElement);
+    entry.el.remove();
+    state.drafts.delete(id);
+    if (refocus) ui.reply.focus();
+  }
+
+  function addDraft(frame) {
+    if (!Number.isInteger(frame.draft)) return;
+    const meta = frame.metadata && typeof frame.metadata === 'object' ? frame.metadata : {};
+    const headingId = `draft-${frame.draft}-title`;
+    const text = h('div', { class: 'msg-text' }, str(frame.text));
+    const editor = h('textarea', {
+      class: 'held-editor',
+      rows: '5',
+      'aria-label': 'Edit the draft answer',
+    });
+    const status = h('p', { class: 'held-status', role: 'status' });
+    const buttons = {
+      send: h('button', { type: 'button', class: 'primary' }, 'Send'),
+      edit: h('button', { type: 'button' }, 'Edit'),
+      discard: h('button', { type: 'button', class: 'danger' }, 'Discard'),
+      sendEdited: h('button', { type: 'button', class: 'primary' }, 'Send edited'),
+      cancel: h('button', { type: 'button' }, 'Cancel'),
+    };
+    const viewButtons = h(
+      'div', { class: 'held-actions' }, buttons.send, buttons.edit, buttons.discard
+    );
+    const editButtons = h('div', { class: 'held-actions' }, buttons.sendEdited, buttons.cancel);
+    const editing = h(
+      'div',
+      { class: 'held-editing' },
+      editor,
+      h('p', { class: 'held-hint' }, 'Ctrl+Enter sends the edited answer, Escape cancels.'),
+      editButtons
+    );
+    editing.hidden = true;
+    const replyTo = Number.isInteger(frame.reply_to) ? ` · answers message #${frame.reply_to}` : '';
+    const el = h(
+      'article',
+      { class: 'msg msg-draft', 'aria-labelledby': headingId },
+      h(
+        'header',
+        { class: 'msg-head' },
+        h('span', { class: 'msg-who', id: headingId },
+          'Draft answer — waiting for your approval'),
+        h('span', {}, `Not sent to the customer yet${replyTo}`)
+      ),
+      text,
+      editing,
+      renderDraftSignals(meta),
+      status,
+      viewButtons
+    );
+    el.dataset.draft = String(frame.draft);
+    const entry = { frame, el, busy: '', buttons, status, editor };
+
+    const startEdit = () => {
+      editor.value = str(entry.frame.text);
+      text.hidden = true;
+      viewButtons.hidden = true;
+      editing.hidden = false;
+      editor.focus();
+    };
+    const stopEdit = () => {
+      editing.hidden = true;
+      text.hidden = false;
+      viewButtons.hidden = false;
+      buttons.edit.focus();
+    };
+    const sendEditedText = () => {
+      const edited = editor.value.trim();
+      if (!edited) {
+        showAlert('An edited answer needs some text. Discard the draft to answer yourself.');
+        editor.focus();
+        return;
+      }
+      decide(entry, { type: 'approve', draft: frame.draft, text: edited }, 'Sending…');
+    };
+    buttons.send.addEventListener('click', () => {
+      decide(entry, { type: 'approve', draft: frame.draft }, 'Sending…');
+    });
+    buttons.edit.addEventListener('click', startEdit);
+    buttons.cancel.addEventListener('click', stopEdit);
+    buttons.sendEdited.addEventListener('click', sendEditedText);
+    buttons.discard.addEventListener('click', () => {
+      decide(entry, { type: 'discard', draft: frame.draft }, 'Discarding…');
+    });
+    editor.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape') {
+        event.preventDefault();
+        stopEdit();
+      } else if (event.key === 'Enter' && (event.ctrlKey || event.metaKey) && !event.isComposing) {
+        event.preventDefault();
+        sendEditedText();
+      }
+    });
+
+    state.drafts.set(frame.draft, entry);
+    ui.transcript.append(el);
+  }
+
+  // Confidence, why it is held, what it broke and what it rests on.
+  function renderDraftSignals(meta) {
+    const box = h('div', { class: 'signals held-signals' });
+    if (typeof meta.confidence === 'number' && Number.isFinite(meta.confidence)) {
+      box.append(h('div', {}, `Confidence ${Math.round(meta.confidence * 100)} %`));
+    }
+    const reasons = (Array.isArray(meta.reasons) ? meta.reasons : []).map(str).filter(Boolean);
+    if (reasons.length) box.append(h('div', {}, `Reasons: ${reasons.join('; ')}`));
+    const signals = meta.signals && typeof meta.signals === 'object' ? meta.signals : {};
+    const violations = (Array.isArray(signals.violations) ? signals.violations : [])
+      .map(str)
+      .filter(Boolean);
+    if (violations.length) {
+      box.append(h('div', { class: 'flag' }, `Violations: ${violations.join('; ')}`));
+    }
+    const titles = (Array.isArray(meta.sources) ? meta.sources : [])
+      .map((s) => str(s && s.title))
+      .filter(Boolean);
+    box.append(
+      h('div', {}, titles.length ? `Sources: ${titles.join(', ')}` : 'No sources: check it.')
+    );
+    return box;
+  }
+
+  function decide(entry, frame, busyText) {
+    if (entry.busy) return;
+    if (!act(frame)) return;
+    setDraftBusy(entry, busyText);
+    resync();
+  }
+
+  function setDraftBusy(entry, busyText) {
+    entry.busy = busyText;
+    entry.status.textContent = busyText;
+    for (const button of Object.values(entry.buttons)) button.disabled = Boolean(busyText);
+    entry.editor.readOnly = Boolean(busyText);
   }
 
   // --- Agent actions -------------------------------------------------------
@@ -715,6 +925,7 @@
     not_owner: 'Not yours',
     not_found: 'Not found',
     not_waiting: 'Not waiting',
+    not_pending: 'Already handled',
     forbidden: 'Not allowed',
     invalid_frame: 'Invalid request',
     server_error: 'Server error',
@@ -730,6 +941,11 @@
       state.pendingReply = null;
     }
     if (state.suggesting && frame.conversation === state.current) state.suggesting = false;
+    // A refused approve or discard: the draft gets its buttons back (the
+    // transcript asked for after it removes it if it is gone).
+    for (const entry of state.drafts.values()) {
+      if (entry.busy) setDraftBusy(entry, '');
+    }
     updateControls();
   }
 
