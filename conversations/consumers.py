@@ -17,6 +17,7 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from oversight.actions import rate_conversation
 from support_bot import live, metrics
 from support_bot.bot.config import aget_bot_config
 from support_bot.db import db_async
@@ -30,6 +31,7 @@ from .protocol import (
     parse_after_seq,
     parse_feedback,
     parse_message,
+    parse_rate,
     parse_token,
     parse_typing,
 )
@@ -216,6 +218,22 @@ class WidgetConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         except actions.ActionError as error:
             raise FrameError(error.code, error.message) from None
         await self.send_json({"type": "feedback.saved", "seq": seq, "rating": rating})
+
+    async def on_rate(self, frame: dict[str, Any]) -> None:
+        score, comment = parse_rate(frame)
+        assert self.visitor is not None
+        try:
+            rating = await db_async(rate_conversation)(self.visitor, score, comment)
+        except actions.ActionError as error:
+            raise FrameError(error.code, error.message) from None
+        await self.send_json(
+            {
+                "type": "rate.saved",
+                "conversation": str(rating.conversation_id),
+                "score": score,
+                "comment": comment,
+            }
+        )
 
     async def on_request_human(self, frame: dict[str, Any]) -> None:
         assert self.visitor is not None

@@ -17,8 +17,18 @@ from django.conf import settings
 MAX_FRAME_BYTES = 64 * 1024
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CLIENT_TYPES = frozenset(
-    {"hello", "resume", "message", "typing", "feedback", "request_human", "contact"}
+    {
+        "hello",
+        "resume",
+        "message",
+        "typing",
+        "feedback",
+        "request_human",
+        "contact",
+        "rate",
+    }
 )
+MAX_RATING_COMMENT = 1000
 
 
 class FrameError(Exception):
@@ -112,6 +122,24 @@ def parse_feedback(frame: dict[str, Any]) -> tuple[int, str]:
     if rating not in ("up", "down"):
         raise FrameError("invalid_frame", 'The rating must be "up" or "down".')
     return seq, rating
+
+
+def parse_rate(frame: dict[str, Any]) -> tuple[int, str]:
+    score = frame.get("score")
+    if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
+        raise FrameError("invalid_frame", "rate needs a score from 1 to 5.")
+    comment = frame.get("comment", "")
+    if comment is None:
+        comment = ""
+    if not isinstance(comment, str):
+        raise FrameError("invalid_frame", "The comment must be text.")
+    comment = comment.replace("\x00", "").strip()
+    if len(comment) > MAX_RATING_COMMENT:
+        raise FrameError(
+            "invalid_frame",
+            f"A comment can be at most {MAX_RATING_COMMENT} characters long.",
+        )
+    return score, comment
 
 
 def parse_typing(frame: dict[str, Any]) -> bool:

@@ -14,6 +14,7 @@ Map of what changes with the environment (every variable is in .env.example):
 """
 
 import os
+from email.utils import getaddresses
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -51,6 +52,7 @@ INSTALLED_APPS = [
     "conversations",
     "knowledge",
     "escalation",
+    "oversight",
 ]
 
 MIDDLEWARE = [
@@ -157,6 +159,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "conversations.tasks.apply_retention_task",
         "schedule": 60 * 60,
     },
+    # Compares the last hour with the week before; see oversight/alerts.py.
+    "check-alerts": {
+        "task": "oversight.tasks.check_alerts_task",
+        "schedule": 10 * 60,
+    },
 }
 
 # An agent whose console sent no heartbeat for this long gets no new work.
@@ -186,6 +193,9 @@ LLM_TEMPERATURE = env.float("LLM_TEMPERATURE", default=0.2)
 LLM_TOOLS = env.bool("LLM_TOOLS", default=True)
 # Ask for token log-probabilities, a confidence signal some servers provide.
 LLM_LOGPROBS = env.bool("LLM_LOGPROBS", default=False)
+# After each answer, ask the model in a second short call whether the answer is
+# supported by its articles: one more confidence signal, one more call.
+LLM_SELF_CHECK = env.bool("LLM_SELF_CHECK", default=False)
 # Below this confidence the bot does not guess: it says so and hands over.
 # (The bot settings record in admin overrides it.)
 CONFIDENCE_THRESHOLD = env.float("CONFIDENCE_THRESHOLD", default=0.5)
@@ -193,9 +203,6 @@ CONFIDENCE_THRESHOLD = env.float("CONFIDENCE_THRESHOLD", default=0.5)
 LINK_ALLOWED_HOSTS = env.list("LINK_ALLOWED_HOSTS", default=[])
 # What a model's tokens cost per 1,000, for the estimated-cost metric; the
 # offline responder is never priced.
-# After each answer, ask the model in a second short call whether the answer is
-# supported by its articles: one more confidence signal, one more call.
-LLM_SELF_CHECK = env.bool("LLM_SELF_CHECK", default=False)
 LLM_PRICE_PROMPT_PER_1K = env.float("LLM_PRICE_PROMPT_PER_1K", default=0.0)
 LLM_PRICE_COMPLETION_PER_1K = env.float("LLM_PRICE_COMPLETION_PER_1K", default=0.0)
 if min(LLM_PRICE_PROMPT_PER_1K, LLM_PRICE_COMPLETION_PER_1K) < 0:
@@ -272,6 +279,41 @@ STORAGES = {
 WHITENOISE_ALLOW_ALL_ORIGINS = True
 
 # --- Monitoring ---------------------------------------------------------------
+
+# Who gets alert and error emails: "Name <a@example.com>,Other <b@example.com>".
+ADMINS = [
+    (name or addr, addr)
+    for name, addr in getaddresses(env.list("ADMINS", default=[]))
+    if "@" in addr
+]
+if len(ADMINS) != len(env.list("ADMINS", default=[])):
+    raise ImproperlyConfigured('ADMINS must read "Name <address>,Name <address>".')
+# Unset: emails are printed to the console, which is what a laptop wants.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+SERVER_EMAIL = env.str("SERVER_EMAIL", default="support-bot@localhost")
+EMAIL_SUBJECT_PREFIX = env.str("EMAIL_SUBJECT_PREFIX", default="[support-bot] ")
+
+# Alerts: the last hour against the week before it (oversight/alerts.py).
+# Nothing is judged on an hour with fewer events than this.
+ALERT_MIN_SAMPLES = env.int("ALERT_MIN_SAMPLES", default=20)
+# Rates alert when they exceed the week's rate by more than the margin
+# (0.15: 15 percentage points).
+ALERT_ESCALATION_RATE_MARGIN = env.float("ALERT_ESCALATION_RATE_MARGIN", default=0.15)
+ALERT_LLM_ERROR_RATE_MARGIN = env.float("ALERT_LLM_ERROR_RATE_MARGIN", default=0.05)
+ALERT_NOT_HELPFUL_RATE_MARGIN = env.float("ALERT_NOT_HELPFUL_RATE_MARGIN", default=0.15)
+# Latency alerts when the hour's 95th percentile exceeds the week's times this.
+ALERT_LATENCY_P95_FACTOR = env.float("ALERT_LATENCY_P95_FACTOR", default=1.5)
+if ALERT_MIN_SAMPLES < 1 or ALERT_LATENCY_P95_FACTOR <= 1:
+    raise ImproperlyConfigured(
+        "ALERT_MIN_SAMPLES must be 1 or more and ALERT_LATENCY_P95_FACTOR over 1."
+    )
+for _name in (
+    "ALERT_ESCALATION_RATE_MARGIN",
+    "ALERT_LLM_ERROR_RATE_MARGIN",
+    "ALERT_NOT_HELPFUL_RATE_MARGIN",
+):
+    if not 0 < globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be between 0 and 1.")
 
 # Unset, /metrics answers anyone who can reach it: fine on a laptop, not on a
 # public host (set it, or block the path at the proxy).

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from conversations import views
 from escalation import views as escalation_views
@@ -11,5 +11,6 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="metrics"),
     path("agent/", escalation_views.console, name="agent-console"),
+    path("dashboard/", include("oversight.urls")),
     path("admin/", admin.site.urls),
 ]

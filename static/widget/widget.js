@@ -1219,9 +1219,150 @@
     }
   `;
 
+  // --- Conversation rating ------------------------------------------------
+
+  // Asks for 1 to 5 stars and an optional comment for the whole conversation:
+  // when it is closed, or when the customer closes the panel after the bot
+  // answered at least once. Asked once per conversation (remembered across
+  // reloads); the server keeps the latest rating. Installed beside the rest
+  // of the widget rather than woven into it: it only adds two frame handlers,
+  // its own styles and one card.
+  function installConversationRating() {
+    const askedKey = `sb:${config.origin}:rated`;
+    const RATING_CSS = `
+      .rating {
+        margin: 0 0 10px; padding: 10px 11px; border-radius: 10px;
+        background: #f3f5f8; font-size: 13.5px;
+      }
+      .rating.floating {
+        position: fixed; right: 20px; bottom: 88px; z-index: 2147483000;
+        width: 300px; max-width: calc(100vw - 32px); margin: 0; background: #fff;
+        box-shadow: 0 12px 40px rgba(16, 24, 40, 0.3); color: var(--ink);
+      }
+      .rating-ask { margin: 0 0 6px; font-weight: 600; }
+      .stars { display: flex; gap: 2px; margin-bottom: 8px; }
+      .star {
+        width: 34px; height: 32px; border: 0; border-radius: 6px;
+        background: transparent; color: #b8bfc8; font-size: 24px; line-height: 1;
+      }
+      .star.on { color: #d08a00; }
+      .rating textarea { width: 100%; min-height: 52px; margin-bottom: 8px; }
+      .rating .row { align-items: center; }
+      .rating-note { margin: 6px 0 0; color: var(--muted); }
+      .rating-note:empty { display: none; }
+    `;
+    let score = 0;
+    let ratingFor = null;
+    const stars = [1, 2, 3, 4, 5].map((n) =>
+      h('button', {
+        type: 'button',
+        class: 'star',
+        role: 'radio',
+        'aria-checked': 'false',
+        'aria-label': `${n} out of 5`,
+        tabindex: n === 1 ? '0' : '-1',
+      }, '★')
+    );
+    const comment = h('textarea', {
+      rows: '2',
+      maxlength: '1000',
+      placeholder: 'Anything to add? (optional)',
+      'aria-label': 'Comment (optional)',
+    });
+    const sendButton = h('button', { type: 'button', class: 'send' }, 'Send');
+    const skip = h('button', { type: 'button', class: 'human' }, 'No thanks');
+    const note = h('p', { class: 'rating-note', role: 'status' });
+    const card = h(
+      'div',
+      { class: 'rating', role: 'group', 'aria-label': 'Rate this conversation' },
+      h('p', { class: 'rating-ask' }, 'How was this conversation?'),
+      h('div', { class: 'stars', role: 'radiogroup', 'aria-label': 'Stars' }, ...stars),
+      comment,
+      h('div', { class: 'row' }, sendButton, skip),
+      note
+    );
+    card.hidden = true;
+    ui.shadow.append(h('style', {}, RATING_CSS));
+    ui.composer.prepend(card);
+
+    function choose(n, focus = false) {
+      score = n;
+      stars.forEach((star, i) => {
+        star.classList.toggle('on', i < n);
+        star.setAttribute('aria-checked', String(i === n - 1));
+        // Tab reaches the chosen star, or the first before any is chosen.
+        star.tabIndex = i === Math.max(n, 1) - 1 ? 0 : -1;
+      });
+      if (focus) stars[n - 1].focus();
+    }
+
+    // Arrow keys move within the stars, as in any radio group.
+    stars.forEach((star, i) => {
+      star.addEventListener('click', () => choose(i + 1));
+      star.addEventListener('keydown', (event) => {
+        const step = { ArrowRight: 1, ArrowUp: 1, ArrowLeft: -1, ArrowDown: -1 };
+        if (!(event.key in step)) return;
+        event.preventDefault();
+        choose(Math.min(5, Math.max(1, (score || i + 1) + step[event.key])), true);
+      });
+    });
+
+    function offer() {
+      const conversation = state.conversation;
+      if (!conversation || !card.hidden) return place();
+      if (storage.getItem(askedKey) === conversation) return;
+      save(askedKey, conversation);
+      ratingFor = conversation;
+      choose(0);
+      comment.value = '';
+      note.textContent = '';
+      card.hidden = false;
+      place();
+    }
+
+    // In the panel while it is open, above the launcher while it is closed.
+    function place() {
+      if (isOpen()) ui.composer.prepend(card);
+      else ui.panel.after(card);
+      card.classList.toggle('floating', !isOpen());
+    }
+
+    function dismiss() {
+      const focusInside = card.contains(ui.shadow.activeElement);
+      card.hidden = true;
+      place();
+      if (focusInside) (isOpen() ? ui.input : ui.launcher).focus();
+    }
+
+    sendButton.addEventListener('click', () => {
+      if (!score) {
+        note.textContent = 'Choose from 1 to 5 stars first.';
+        return;
+      }
+      const frame = { type: 'rate', score, comment: comment.value.trim() };
+      if (!state.ready || !send(frame)) note.textContent = TEXT.notConnected;
+    });
+    skip.addEventListener('click', dismiss);
+
+    HANDLERS.set('status', (frame) => {
+      onStatus(frame);
+      if (frame.status === 'closed') offer();
+    });
+    HANDLERS.set('rate.saved', (frame) => {
+      if (frame.conversation !== ratingFor) return;
+      note.textContent = 'Thank you for your rating!';
+      setTimeout(dismiss, 2000);
+    });
+    new MutationObserver(() => {
+      if (isOpen()) place();
+      else if (ui.log.querySelector('.item-bot')) offer();
+    }).observe(ui.panel, { attributes: true, attributeFilter: ['hidden'] });
+  }
+
   // --- Start ---------------------------------------------------------------
 
   const ui = buildUi();
+  installConversationRating();
   mount();
   window.SupportWidget = Object.freeze({ open, close });
 })();

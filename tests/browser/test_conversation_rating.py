@@ -1,0 +1,41 @@
+"""After a bot answer, closing the panel asks for a 1 to 5 rating, which works
+from the keyboard and reaches the server."""
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.browser
+
+Frames = list[tuple[str, dict[str, Any]]]
+
+
+def test_closing_after_an_answer_asks_for_a_rating_once(
+    page: Page, frames: Frames
+) -> None:
+    page.get_by_role("button", name="Open chat").click()
+    expect(page.get_by_role("button", name="Talk to a person")).to_be_enabled()
+    page.get_by_label("Message").fill("My card still hasn't arrived")
+    page.get_by_label("Message").press("Enter")
+    expect(page.locator(".log .item-bot")).to_have_count(1)
+
+    page.keyboard.press("Escape")
+    card = page.get_by_role("group", name="Rate this conversation")
+    expect(card).to_be_visible()
+    page.get_by_role("radio", name="1 out of 5").focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    expect(page.get_by_role("radio", name="4 out of 5")).to_have_attribute(
+        "aria-checked", "true"
+    )
+    card.get_by_label("Comment (optional)").fill("<b>Quick</b>, thanks")
+    card.get_by_role("button", name="Send").click()
+
+    expect(card).to_contain_text("Thank you for your rating!")
+    expect(card).to_be_hidden()
+    rated = [f for way, f in frames if way == "sent" and f["type"] == "rate"]
+    assert rated == [{"type": "rate", "score": 4, "comment": "<b>Quick</b>, thanks"}]
+    page.get_by_role("button", name="Open chat").click()
+    page.keyboard.press("Escape")
+    expect(card).to_be_hidden()
