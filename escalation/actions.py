@@ -401,6 +401,7 @@ def post_agent_message(
         existing = conversation.messages.filter(client_id=client_id).first()
         if existing is not None:
             return existing
+        _time_first_agent_reply(conversation)
         return append_message(
             conversation,
             Message.Role.AGENT,
@@ -408,6 +409,20 @@ def post_agent_message(
             client_id=client_id,
             metadata={"author": {"name": agent_name(user)}, "agent_id": user.pk},
         )
+
+
+def _time_first_agent_reply(conversation: Conversation) -> None:
+    """Record how long the customer waited for a person's first word."""
+    escalation = _open_escalation(conversation)
+    if (
+        escalation is None
+        or conversation.messages.filter(
+            role=Message.Role.AGENT, created_at__gte=escalation.created_at
+        ).exists()
+    ):
+        return
+    waited = (timezone.now() - escalation.created_at).total_seconds()
+    transaction.on_commit(lambda: metrics.first_response("agent", waited))
 
 
 def add_note(user: Any, conversation_id: Any, text: str) -> InternalNote:

@@ -155,3 +155,40 @@ async def test_customer_token_opens_nothing_on_the_console(connect: Any) -> None
     connected, _ = await console.connect()
 
     assert not connected
+
+
+async def test_an_agents_first_reply_is_timed_once(connect: Any, kb: Any) -> None:
+    from prometheus_client import REGISTRY
+
+    def replies_timed() -> float:
+        value = REGISTRY.get_sample_value(
+            "support_bot_first_response_seconds_count", {"responder": "agent"}
+        )
+        return value or 0.0
+
+    before = replies_timed()
+    widget = await connect()
+    await resume(widget)
+    await widget.send_json_to({"type": "request_human"})
+    await receive_until(widget, lambda f: f["type"] == "queue")
+    dana = await sync_to_async(make_agent)("dana")
+    console = await open_console(dana)
+    await console.connect()
+    conversation = (await receive_type(console, "queue"))["items"][0]["conversation"]
+    await console.send_json_to({"type": "claim", "conversation": conversation})
+    await receive_until(
+        widget, lambda f: f["type"] == "status" and f["status"] == "human"
+    )
+
+    for n in range(2):
+        await console.send_json_to(
+            {
+                "type": "reply",
+                "conversation": conversation,
+                "client_id": f"r{n}",
+                "text": "Hi",
+            }
+        )
+        await receive_type(console, "ack", client_id=f"r{n}")
+
+    assert replies_timed() == before + 1
