@@ -39,6 +39,10 @@ from .protocol import (
 logger = logging.getLogger(__name__)
 
 REPLAY_PAGE = 200
+# A socket that has not said hello by then is closed: it holds memory and a
+# file descriptor for nobody.
+HELLO_TIMEOUT = 30.0
+NO_HELLO_CLOSE_CODE = 4408
 
 
 def messages_after(conversation_id: Any, after_seq: int, limit: int) -> list[Message]:
@@ -78,9 +82,16 @@ class WidgetConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.closed = False
         await self.accept()
         metrics.socket_opened("widget")
+        self.hello_timer = asyncio.create_task(self._close_without_hello())
+
+    async def _close_without_hello(self) -> None:
+        await asyncio.sleep(HELLO_TIMEOUT)
+        if self.visitor is None and not self.closed:
+            await self.close(code=NO_HELLO_CLOSE_CODE)
 
     async def disconnect(self, code: int) -> None:
         self.closed = True
+        self.hello_timer.cancel()
         metrics.socket_closed("widget")
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
@@ -111,6 +122,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def on_hello(self, frame: dict[str, Any]) -> None:
         if self.visitor is not None:
             raise FrameError("invalid_frame", "hello was already sent.")
+        self.hello_timer.cancel()
         session = await db_async(actions.open_visitor_session)(parse_token(frame))
         bot = await aget_bot_config()
         self.visitor = session.visitor

@@ -160,3 +160,16 @@ async def test_rate_limit_is_per_visitor_not_per_socket(
     await second.send_json_to({"type": "message", "client_id": "b0", "text": "hi"})
 
     await expect_error(second, "rate_limited")
+
+
+async def test_socket_that_never_says_hello_is_closed(
+    connect: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conversations import consumers
+
+    monkeypatch.setattr(consumers, "HELLO_TIMEOUT", 0.1)
+    widget = await connect(hello=False)
+
+    closed = await widget.receive_output(timeout=5)
+
+    assert closed == {"type": "websocket.close", "code": consumers.NO_HELLO_CLOSE_CODE}
