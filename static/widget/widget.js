@@ -1313,6 +1313,7 @@
       if (storage.getItem(askedKey) === conversation) return;
       save(askedKey, conversation);
       ratingFor = conversation;
+      sendButton.disabled = skip.disabled = false;
       choose(0);
       comment.value = '';
       note.textContent = '';
@@ -1350,12 +1351,14 @@
     });
     HANDLERS.set('rate.saved', (frame) => {
       if (frame.conversation !== ratingFor) return;
+      sendButton.disabled = skip.disabled = true;
       note.textContent = 'Thank you for your rating!';
       setTimeout(dismiss, 2000);
     });
     new MutationObserver(() => {
       if (isOpen()) place();
-      else if (ui.log.querySelector('.item-bot')) offer();
+      // Not while a person is awaited or on it: the conversation isn't over.
+      else if (state.status === 'bot' && ui.log.querySelector('.item-bot')) offer();
     }).observe(ui.panel, { attributes: true, attributeFilter: ['hidden'] });
   }
 

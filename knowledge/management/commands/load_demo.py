@@ -14,7 +14,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from escalation.models import AGENTS_GROUP, AgentProfile, CannedReply
-from knowledge.models import Article
+from knowledge.guidelines import GuidelineEdit, publish, save_draft
+from knowledge.models import Article, Guideline
 
 KB_FILE = Path(__file__).resolve().parents[2] / "demo" / "bank_kb.json"
 DEMO_LOGINS = [
@@ -48,6 +49,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Knowledge base: {created} articles added, {updated} updated."
         )
+        load_bot_setup()
         if options["no_users"]:
             return
         if not settings.DEBUG:
@@ -65,6 +67,28 @@ class Command(BaseCommand):
             user_created = ensure_user(username, password, is_superuser, name)
             note = "" if user_created else " (existing user, password unchanged)"
             self.stdout.write(f"  {username} / {password}{note}")
+
+
+DEMO_GUIDELINES = [
+    ("tone", "Use plain words and short sentences. Never blame the customer."),
+    (
+        "never_do",
+        "Never ask the customer for their full card number, PIN or passcode.",
+    ),
+]
+
+
+@transaction.atomic
+def load_bot_setup() -> None:
+    """A few published guidelines, once; an admin's later edits are kept.
+
+    No bot settings record is made: until an admin saves one, the bot follows
+    the environment (LLM_MODEL and the rest), which a record would freeze.
+    """
+    if Guideline.objects.exists():
+        return
+    for order, (kind, text) in enumerate(DEMO_GUIDELINES, start=1):
+        publish(save_draft(Guideline(), GuidelineEdit(text, kind, order, True), None))
 
 
 @transaction.atomic
