@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import math
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,9 +36,10 @@ WORDS = [
     *("five", "working", "days", "after", "you", "order", "it", "in", "the"),
     *("app,", "and", "you", "can", "follow", "it", "there."),
 ]
-ANSWER_CHUNKS = [
-    (" " if i else "") + WORDS[i % len(WORDS)] for i in range(CHUNKS - 1)
-] + [" [A1]."]
+ANSWER_CHUNKS = [(" " if i else "") + WORDS[i % len(WORDS)] for i in range(CHUNKS - 1)]
+# The answer cites the first article it was given, as a well-behaved model
+# does: an answer citing nothing it was given is withdrawn by the product.
+_ARTICLE_ID = re.compile(r'<article id="A(\d+)"')
 SUMMARY = "The customer asked about their card; the assistant answered from the help."
 
 
@@ -90,6 +92,8 @@ def streamed_response(body: dict[str, Any], prompt_tokens: int) -> bytes:
 
     events: list[object] = [chunk({"role": "assistant", "content": ""})]
     events += [chunk({"content": text}) for text in ANSWER_CHUNKS]
+    cited = _ARTICLE_ID.search(_prompt_text(body))
+    events.append(chunk({"content": f" [A{cited.group(1)}]." if cited else "."}))
     events.append(chunk({}, "stop"))
     usage = {
         "prompt_tokens": prompt_tokens,

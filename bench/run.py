@@ -95,6 +95,9 @@ def server_env(llm_port: int) -> dict[str, str]:
             # The per-socket rate limit would hold back a widget that asks as
             # fast as answers come; capacity, not the limit, is measured here.
             "WIDGET_RATE_BURST": "1000000",
+            # Every question is answered, so the whole answer path is timed: a
+            # hand-over would stop a conversation's later questions.
+            "CONFIDENCE_THRESHOLD": "0",
             "PYTHONUNBUFFERED": "1",
         }
     )

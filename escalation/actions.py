@@ -47,10 +47,11 @@ WAITING_NOTICE = (
     "I've asked a person from our support team to take over. "
     "They'll reply right here; you can keep writing in the meantime."
 )
+# The widget offers its email form beside this notice (the queue frame says
+# nobody is online), so the notice itself does not ask for an address.
 NOBODY_NOTICE = (
     "Nobody from our support team is available right now. Your conversation "
-    "stays in our queue and a person will reply here; leave your email address "
-    "below if you'd like the answer by email too."
+    "stays in our queue and a person will reply here."
 )
 
 
