@@ -10,12 +10,17 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from support_bot import live, metrics
 from support_bot.bot.config import get_bot_config
 from support_bot.bot.embeddings import count_tokens
+from support_bot.bot.engine import EngineError, Turn
+from support_bot.bot.engines import get_engine
+from support_bot.bot.memory import StoredTurn, split_for_folding
+from support_bot.privacy import redact, redact_turns
 
 from .models import Conversation, Feedback, Message, Visitor, hash_token
 
@@ -61,8 +66,18 @@ def open_visitor_session(token: str | None) -> VisitorSession:
     return VisitorSession(visitor, token, None, is_new=True)
 
 
-def _lock_conversation(conversation_id: Any) -> Conversation:
-    return Conversation.objects.select_for_update(no_key=True).get(pk=conversation_id)
+def lock_conversation(conversation_id: Any) -> Conversation:
+    """Lock a conversation's row for the rest of the transaction.
+
+    Every change of seq or owner holds this lock; an id that names no
+    conversation is refused as `not_found`.
+    """
+    try:
+        return Conversation.objects.select_for_update(no_key=True).get(
+            pk=conversation_id
+        )
+    except (Conversation.DoesNotExist, ValueError):
+        raise ActionError("not_found", "There is no such conversation.") from None
 
 
 def append_message(
@@ -76,7 +91,7 @@ def append_message(
     """Store a message under the lock the caller holds on `conversation`.
 
     Precondition: inside transaction.atomic() with `conversation` locked by
-    `_lock_conversation`, which is what keeps `seq` gap-free.
+    `lock_conversation`, which is what keeps `seq` gap-free.
     """
     conversation.last_seq += 1
     message = Message.objects.create(
@@ -221,7 +236,7 @@ def store_bot_reply(
 
     metadata = {"author": {"name": get_bot_config().name}, **metadata}
     with transaction.atomic():
-        conversation = _lock_conversation(conversation_id)
+        conversation = lock_conversation(conversation_id)
         message = append_message(
             conversation, Message.Role.BOT, text, metadata=metadata
         )
@@ -288,7 +303,7 @@ def fold_memory(
     Returns False, changing nothing, when another fold got there first.
     """
     with transaction.atomic():
-        conversation = _lock_conversation(conversation_id)
+        conversation = lock_conversation(conversation_id)
         if conversation.summary_until_seq >= until_seq:
             return False
         conversation.summary = summary
@@ -306,13 +321,6 @@ def summarize_old_turns(conversation_id: Any) -> bool:
     The model call happens outside any transaction; `fold_memory` then applies
     the result only if no other fold moved the summary on meanwhile.
     """
-    from asgiref.sync import async_to_sync
-
-    from support_bot.bot.engine import EngineError, Turn
-    from support_bot.bot.engines import get_engine
-    from support_bot.bot.memory import StoredTurn, split_for_folding
-    from support_bot.privacy import redact, redact_turns
-
     conversation = Conversation.objects.get(pk=conversation_id)
     turns = [
         StoredTurn.from_row(row)

@@ -22,6 +22,7 @@ from conversations.actions import (
     ActionError,
     append_message,
     append_system_message,
+    lock_conversation,
     set_status,
 )
 from conversations.models import Conversation, Message
@@ -213,9 +214,7 @@ def _lock_escalation(escalation_id: int) -> Escalation:
     conversation_id = Escalation.objects.values_list("conversation_id", flat=True).get(
         pk=escalation_id
     )
-    Conversation.objects.select_for_update(no_key=True).filter(
-        pk=conversation_id
-    ).first()
+    lock_conversation(conversation_id)
     return (
         Escalation.objects.select_for_update(no_key=True)
         .select_related("conversation")
@@ -317,15 +316,6 @@ def agent_group(user_id: Any) -> str:
 # --- What agents do -----------------------------------------------------------
 
 
-def _lock(conversation_id: Any) -> Conversation:
-    try:
-        return Conversation.objects.select_for_update(no_key=True).get(
-            pk=conversation_id
-        )
-    except (Conversation.DoesNotExist, ValueError):
-        raise ActionError("not_found", "There is no such conversation.") from None
-
-
 def _open_escalation(conversation: Conversation) -> Escalation | None:
     return (
         conversation.escalations.select_for_update(no_key=True)
@@ -363,7 +353,7 @@ def _announce_owner(conversation: Conversation, reason: str) -> None:
 
 def claim_conversation(user: Any, conversation_id: Any) -> Conversation:
     with transaction.atomic():
-        conversation = _lock(conversation_id)
+        conversation = lock_conversation(conversation_id)
         if conversation.status == Conversation.Status.HUMAN:
             if conversation.agent_id == user.pk:
                 return conversation
@@ -397,7 +387,7 @@ def post_agent_message(
     user: Any, conversation_id: Any, client_id: str, text: str
 ) -> Message:
     with transaction.atomic():
-        conversation = _lock(conversation_id)
+        conversation = lock_conversation(conversation_id)
         _require_owner(conversation, user)
         existing = conversation.messages.filter(client_id=client_id).first()
         if existing is not None:
@@ -428,7 +418,7 @@ def _time_first_agent_reply(conversation: Conversation) -> None:
 
 def add_note(user: Any, conversation_id: Any, text: str) -> InternalNote:
     with transaction.atomic():
-        conversation = _lock(conversation_id)
+        conversation = lock_conversation(conversation_id)
         note = InternalNote.objects.create(
             conversation=conversation, author=user, text=text
         )
@@ -471,7 +461,7 @@ def _finish(
     user: Any, conversation_id: Any, status: str, escalation_status: str, notice: str
 ) -> Conversation:
     with transaction.atomic():
-        conversation = _lock(conversation_id)
+        conversation = lock_conversation(conversation_id)
         _require_owner(conversation, user)
         append_system_message(conversation, notice)
         _finish_locked(conversation, status, escalation_status)
@@ -508,7 +498,7 @@ def transfer_conversation(
     if target is None or not is_agent(target):
         raise ActionError("not_found", "There is no such agent.")
     with transaction.atomic():
-        conversation = _lock(conversation_id)
+        conversation = lock_conversation(conversation_id)
         _require_owner(conversation, user)
         conversation.agent = target
         conversation.save(update_fields=["agent", "updated_at"])
@@ -661,7 +651,7 @@ def hold_answer(
     preview it streamed with the notice.
     """
     with transaction.atomic():
-        conversation = _lock(conversation_id)
+        conversation = lock_conversation(conversation_id)
         held = HeldAnswer.objects.create(
             conversation=conversation, reply_to=reply_to, text=draft, metadata=metadata
         )
@@ -696,7 +686,7 @@ def send_held_answer(user: Any, held_id: int, text: str | None = None) -> Messag
     if held.conversation.status == Conversation.Status.WAITING:
         claim_conversation(user, held.conversation_id)
     with transaction.atomic():
-        conversation = _lock(held.conversation_id)
+        conversation = lock_conversation(held.conversation_id)
         _require_owner(conversation, user)
         held = HeldAnswer.objects.select_for_update(no_key=True).get(pk=held_id)
         if held.status != HeldAnswer.Status.PENDING:
@@ -734,7 +724,7 @@ def discard_held_answer(user: Any, held_id: int) -> None:
     if held.conversation.status == Conversation.Status.WAITING:
         claim_conversation(user, held.conversation_id)
     with transaction.atomic():
-        conversation = _lock(held.conversation_id)
+        conversation = lock_conversation(held.conversation_id)
         _require_owner(conversation, user)
         HeldAnswer.objects.filter(pk=held_id, status=HeldAnswer.Status.PENDING).update(
             status=HeldAnswer.Status.DISCARDED,
