@@ -1,9 +1,12 @@
 """A misbehaving model never gets its bad answer shown to the customer as final."""
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from better_profanity import profanity
 
 from conversations.models import Conversation, Message
 from escalation.models import Escalation
@@ -16,6 +19,7 @@ from tests.fake_llm import Reply
 from tests.widget import ask, resume
 
 CARD_TITLE = "How long does a new card take to arrive?"
+DEMO_KB = Path(__file__).parent.parent / "knowledge" / "demo" / "bank_kb.json"
 
 
 def publish_guideline(kind: str, text: str) -> None:
@@ -208,6 +212,55 @@ def test_links_to_hosts_the_articles_use_pass() -> None:
         )
         == []
     )
+
+
+def profane(text: str) -> bool:
+    return any(v.check == "profanity" for v in check_answer(text, []))
+
+
+def test_every_word_of_the_profanity_list_is_caught_alone_and_in_a_sentence() -> None:
+    for entry in profanity.CENSOR_WORDSET:
+        word = str(entry)
+        assert profane(word), word
+        assert profane(f"Well, {word.upper()}!  That's all."), word
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "What a sh1t service",  # digits for letters
+        "you @ss",
+        "f*ck this",
+        "a$$hole",
+        "f u c k",  # spaced out
+        "mother fucker",  # written apart
+        "You id1ot.",
+    ],
+)
+def test_spellings_that_hide_a_word_are_caught(text: str) -> None:
+    assert profane(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Scunthorpe branch opening hours",
+        "Class assessment of your glass passport",
+        "I assume the cocktail bar accepts the card",
+        "Hello! Your transfer is on its way.",
+        "",
+        "!!! ... ???",
+    ],
+)
+def test_ordinary_words_that_contain_a_bad_one_pass(text: str) -> None:
+    assert not profane(text)
+
+
+def test_the_demo_articles_are_clean_as_the_library_sees_them() -> None:
+    articles = json.loads(DEMO_KB.read_text())
+    for article in articles if isinstance(articles, list) else articles["articles"]:
+        body = article["body"]
+        assert profane(body) == profanity.contains_profanity(body), article["title"]
 
 
 @pytest.mark.parametrize(

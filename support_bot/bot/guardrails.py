@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from better_profanity import profanity
+from better_profanity.constants import ALLOWED_CHARACTERS
 
 from .engine import RetrievedArticle
 
@@ -130,9 +131,93 @@ def _unsupported_commitments(text: str, sources: str) -> list[Violation]:
 
 
 def _profanity(text: str) -> list[Violation]:
-    if profanity.contains_profanity(text):
+    if _PROFANITY.found_in(text):
         return [Violation("profanity", "the answer contains profanity or an insult")]
     return []
+
+
+class _ProfanityIndex:
+    """better-profanity's word list and spellings ("sh1t", "@ss"), looked up fast.
+
+    The library's own check compares every word of a text with each of its
+    ~900 entries in Python: 30 ms for one answer here, more than everything
+    else the bot does for it. Here the entries form a tree of letters, and the
+    text is walked through it once, each written character standing for the
+    letters the library lets it stand for ("1" for "i" or "l", "*" for any
+    vowel). A word matches alone or run together with the words after it,
+    written together ("f u c k") or apart ("2 girls 1 cup").
+    """
+
+    def __init__(self) -> None:
+        self.root: _Node = {}
+        for entry in profanity.CENSOR_WORDSET:
+            node = self.root
+            for char in str(entry).lower():
+                node = node.setdefault(char, {})
+            node[_END] = {}
+        self.reads_as: dict[str, tuple[str, ...]] = {}
+        mapping = profanity.CHARS_MAPPING
+        written = {c for spellings in mapping.values() for c in spellings}
+        for char in written:
+            letters = {
+                letter for letter, spellings in mapping.items() if char in spellings
+            }
+            if char not in mapping:
+                letters.add(char)
+            self.reads_as[char] = tuple(letters)
+
+    def _walk(self, nodes: list["_Node"], written: str) -> list["_Node"]:
+        for char in written:
+            nodes = [
+                child
+                for node in nodes
+                for letter in self.reads_as.get(char, (char,))
+                if (child := node.get(letter)) is not None
+            ]
+            if not nodes:
+                break
+        return nodes
+
+    def found_in(self, text: str) -> bool:
+        lowered = text.lower()
+        words = list(_PROFANITY_WORD.finditer(lowered))
+        for i, first in enumerate(words):
+            together = apart = self._walk([self.root], first.group())
+            if not together:
+                continue
+            for k in range(i, len(words)):
+                if k > i:
+                    together = self._walk(together, words[k].group())
+                    between = lowered[words[k - 1].end() : words[k].end()]
+                    apart = self._walk(apart, between)
+                if not together and not apart:
+                    break
+                if any(_END in node for node in together + apart):
+                    return True
+                # An entry may end in signs the words leave out ("shi+").
+                signs = _SIGNS.match(lowered, words[k].end()) if apart else None
+                if signs and self._ends_within(apart, signs.group()):
+                    return True
+        return False
+
+    def _ends_within(self, nodes: list["_Node"], written: str) -> bool:
+        """Whether an entry ends somewhere along `written`."""
+        for i in range(1, len(written) + 1):
+            reached = self._walk(nodes, written[:i])
+            if not reached:
+                return False
+            if any(_END in node for node in reached):
+                return True
+        return False
+
+
+_Node = dict[str, "_Node"]
+_END = ""  # marks the last letter of an entry; never a written character
+_PROFANITY_WORD = re.compile(
+    "[" + "".join(re.escape(c) for c in sorted(ALLOWED_CHARACTERS)) + "]+"
+)
+_SIGNS = re.compile(r"\S+")
+_PROFANITY = _ProfanityIndex()
 
 
 def _host(url: str) -> str:
