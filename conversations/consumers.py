@@ -14,12 +14,12 @@ import math
 from collections import deque
 from typing import Any
 
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from oversight.actions import rate_conversation
 from support_bot import live, metrics
 from support_bot.bot.config import aget_bot_config
+from support_bot.consumers import PooledConsumer
 from support_bot.db import db_async
 
 from . import actions, replies
@@ -62,7 +62,7 @@ def conversation_status(
     return conversation.status, conversation.last_seq, {"name": name} if name else None
 
 
-class WidgetConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
+class WidgetConsumer(PooledConsumer):
     visitor: Visitor | None = None
     conversation_id: str | None = None
     # None until hello; then the conversation's last seq at that moment, so

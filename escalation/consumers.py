@@ -11,7 +11,6 @@ import logging
 import uuid
 from typing import Any
 
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from conversations import replies
@@ -27,6 +26,7 @@ from conversations.protocol import (
 )
 from knowledge.actions import save_agent_answer
 from support_bot import live, metrics
+from support_bot.consumers import PooledConsumer
 from support_bot.db import db_async
 
 from . import actions
@@ -57,7 +57,7 @@ def agent_message_frame(message: Message) -> dict[str, Any]:
     return {**message.as_frame(), "metadata": message.metadata}
 
 
-class AgentConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
+class AgentConsumer(PooledConsumer):
     async def connect(self) -> None:
         self.user = self.scope.get("user")
         if self.user is None or not await db_async(actions.is_agent)(self.user):
