@@ -8,6 +8,7 @@ return.
 
 import asyncio
 import logging
+import math
 import secrets
 import time
 import weakref
@@ -178,25 +179,7 @@ async def _answer(
     await live.asend(group, _typing_event(bot.name, True))
     question = await _question(ctx.question, ctx.previous_question, ctx, bot.name)
     guidelines = await db_async(_load_guidelines)()
-    deltas = 0
-    first_delta_at: float | None = None
-    streamed: list[str] = []
-
-    async def on_delta(text: str) -> None:
-        nonlocal deltas, first_delta_at, listener
-        if first_delta_at is None:
-            first_delta_at = time.monotonic()
-        streamed.append(text)
-        delta = _delta_event(stream_id, question_seq, deltas, text)
-        deltas += 1
-        if listener is not None and not await _notify(
-            listener.reply_delta(delta["frame"])
-        ):
-            # The asking socket went away (a reload): the answer goes on for
-            # the conversation and is stored.
-            listener = None
-        await live.asend(group, delta)
-
+    live_text = _LiveText(group, stream_id, question_seq, listener)
     try:
         outcome = await decide(
             question,
@@ -205,16 +188,19 @@ async def _answer(
             min_score=settings.RETRIEVAL_MIN_SCORE,
             guidelines=guidelines,
             allowed_hosts=settings.LINK_ALLOWED_HOSTS,
-            on_delta=on_delta,
+            on_delta=live_text.add,
             measure=_measure,
             review=bot.review_mode,
         )
     except EngineError as error:
         metrics.llm_error(error.kind)
         metrics.bot_answer_finished("interrupted")
-        return await _store_failure(ctx, stream_id, error, "".join(streamed), started)
+        await live_text.finish()
+        return await _store_failure(ctx, stream_id, error, live_text.text, started)
     finally:
+        await live_text.finish()
         await live.asend(group, _typing_event(bot.name, False))
+    first_delta_at = live_text.first_at
 
     now = time.monotonic()
     timing = {
@@ -227,6 +213,104 @@ async def _answer(
         )
     metrics.first_response("bot", (first_delta_at or now) - started)
     return await _store_outcome(ctx, stream_id, outcome, timing)
+
+
+class _LiveText:
+    """The answer's text as the model writes it, to the sockets of the conversation.
+
+    The asking socket gets the text directly: what the model sends while the
+    previous piece is still being written to the socket goes out as one frame,
+    so an idle server sends each piece as it comes and a busy one sends fewer,
+    larger frames instead of falling behind. The conversation's other sockets
+    (another tab, an agent) get it through the channel layer at most every
+    LAYER_INTERVAL seconds, and not at all once the stored answer follows:
+    each publish costs a round trip to Redis and a delivery to every socket of
+    the conversation, whatever its length, and the stored answer replaces the
+    preview.
+    """
+
+    LAYER_INTERVAL = 0.1
+
+    def __init__(
+        self, group: str, stream_id: str, reply_to: int, listener: Listener | None
+    ) -> None:
+        self.group = group
+        self.stream_id = stream_id
+        self.reply_to = reply_to
+        self.listener = listener
+        self.first_at: float | None = None
+        self._written: list[str] = []
+        self._direct = _Pending()
+        self._layer = _Pending()
+        self._published_at = -math.inf
+        self._sender: asyncio.Task[None] | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self._written)
+
+    async def add(self, text: str) -> None:
+        now = time.monotonic()
+        if self.first_at is None:
+            self.first_at = now
+        self._written.append(text)
+        if self.listener is not None:
+            self._direct.add(text)
+        self._layer.add(text)
+        if now - self._published_at >= self.LAYER_INTERVAL:
+            self._published_at = now
+            self._layer.due = True
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send())
+
+    async def finish(self) -> None:
+        """Wait until what is on its way has been sent."""
+        if self._sender is not None:
+            await self._sender
+
+    async def _send(self) -> None:
+        try:
+            while self._direct.parts or self._layer.due:
+                if self._direct.parts:
+                    frame = self._direct.take(self.stream_id, self.reply_to)
+                    if self.listener is not None and not await _notify(
+                        self.listener.reply_delta(frame)
+                    ):
+                        # The asking socket went away (a reload): the answer
+                        # goes on for the conversation and is stored.
+                        self.listener = None
+                if self._layer.due:
+                    self._layer.due = False
+                    frame = self._layer.take(self.stream_id, self.reply_to)
+                    await live.asend(
+                        self.group, {"type": "conversation.delta", "frame": frame}
+                    )
+        finally:
+            self._sender = None
+
+
+class _Pending:
+    """Text not yet sent on one path, and the index of that path's next frame."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.frames = 0
+        self.due = False
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+
+    def take(self, stream_id: str, reply_to: int) -> dict[str, Any]:
+        frame = {
+            "type": "bot.delta",
+            "stream": stream_id,
+            "reply_to": reply_to,
+            "index": self.frames,
+            "text": "".join(self.parts),
+        }
+        self.parts.clear()
+        self.frames += 1
+        return frame
 
 
 async def _measure(
@@ -421,21 +505,6 @@ def _typing_event(bot_name: str, active: bool) -> dict[str, Any]:
             "role": "bot",
             "name": bot_name,
             "active": active,
-        },
-    }
-
-
-def _delta_event(
-    stream_id: str, reply_to: int, index: int, text: str
-) -> dict[str, Any]:
-    return {
-        "type": "conversation.delta",
-        "frame": {
-            "type": "bot.delta",
-            "stream": stream_id,
-            "reply_to": reply_to,
-            "index": index,
-            "text": text,
         },
     }
 

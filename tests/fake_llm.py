@@ -26,6 +26,8 @@ class Reply:
     # Seconds before the response starts, and between streamed chunks.
     delay: float = 0.0
     chunk_delay: float = 0.0
+    # Write every chunk in one go, as a model that is ahead of its reader.
+    burst: bool = False
     # Drop the connection, mid-body, after this many text chunks; a request
     # that is not streamed gets its connection dropped before any answer.
     cut_after: int | None = None
@@ -140,6 +142,11 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.cut_after is not None:
             # Event 0 carries only the role; the text chunks follow it.
             events = events[: reply.cut_after + 1]
+        if reply.burst:
+            self._write_chunk(
+                b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+            )
+            events = []
         for index, event in enumerate(events):
             if index > 1 and stopping.wait(reply.chunk_delay):
                 return

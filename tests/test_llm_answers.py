@@ -16,22 +16,42 @@ async def test_model_answer_streams_and_cites_its_articles(
     connect: Any, kb: Any, llm: Any
 ) -> None:
     card = article_id(kb, "How long does a new card take to arrive?")
-    llm.script(
-        Reply(chunks=["Your card ", "arrives in 3 to 5 ", f"working days [A{card}]."])
-    )
+    chunks = ["Your card ", "arrives in 3 to 5 ", f"working days [A{card}]."]
+    # Chunks that come apart in time are sent as they come.
+    llm.script(Reply(chunks=chunks, chunk_delay=0.2))
     widget = await connect()
     await resume(widget)
 
     frames = await ask(widget, "When will my card arrive?")
 
-    deltas = [f["text"] for f in frames if f["type"] == "bot.delta"]
-    assert deltas == ["Your card ", "arrives in 3 to 5 ", f"working days [A{card}]."]
+    deltas = [f for f in frames if f["type"] == "bot.delta"]
+    assert [f["text"] for f in deltas] == chunks
+    assert [f["index"] for f in deltas] == [0, 1, 2]
     answer = frames[-1]
     assert answer["text"] == "Your card arrives in 3 to 5 working days."
     assert [s["id"] for s in answer["sources"]] == [card]
     stored = await Message.objects.aget(seq=answer["seq"])
     assert stored.metadata["model"] == "fake-model"
     assert stored.metadata["prompt_tokens"] == 42
+
+
+async def test_chunks_that_come_at_once_share_frames(
+    connect: Any, kb: Any, llm: Any
+) -> None:
+    card = article_id(kb, "How long does a new card take to arrive?")
+    chunks = ["Your ", "new ", "card ", "arrives ", "in 3 ", "to 5 "]
+    chunks.append(f"working days [A{card}].")
+    llm.script(Reply(chunks=chunks, burst=True))
+    widget = await connect()
+    await resume(widget)
+
+    frames = await ask(widget, "When will my card arrive?")
+
+    deltas = [f for f in frames if f["type"] == "bot.delta"]
+    assert "".join(f["text"] for f in deltas) == "".join(chunks)
+    assert [f["index"] for f in deltas] == list(range(len(deltas)))
+    assert len(deltas) < len(chunks)
+    assert frames[-1]["text"] == "Your new card arrives in 3 to 5 working days."
 
 
 async def test_prompt_carries_the_articles_and_the_earlier_turns(

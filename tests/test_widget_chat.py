@@ -8,8 +8,10 @@ from tests.widget import ask, new_client_id, receive_until, resume
 
 
 async def test_answer_streams_then_settles_with_its_sources(
-    connect: Any, kb: Any
+    connect: Any, kb: Any, settings: Any
 ) -> None:
+    # Words written apart in time go out apart (at once, they share frames).
+    settings.OFFLINE_STREAM_DELAY_MS = 5
     widget = await connect()
     await resume(widget)
 
