@@ -10,6 +10,7 @@ call (open and finish its own transaction); it must not rely on running on the
 same thread as another call.
 """
 
+import asyncio
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ R = TypeVar("R")
 
 _executor: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
+_calling = threading.local()
 
 
 def _get_executor() -> ThreadPoolExecutor:
@@ -40,8 +42,17 @@ def db_async(func: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
     """Wrap a sync ORM function so async code can await it on the DB pool."""
 
     async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        loop = asyncio.get_running_loop()
+
+        def on_pool_thread(*args: P.args, **kwargs: P.kwargs) -> R:
+            _calling.loop = loop
+            try:
+                return func(*args, **kwargs)
+            finally:
+                _calling.loop = None
+
         call = DatabaseSyncToAsync(
-            func, thread_sensitive=False, executor=_get_executor()
+            on_pool_thread, thread_sensitive=False, executor=_get_executor()
         )
         result: R = await call(*args, **kwargs)
         return result
@@ -49,6 +60,12 @@ def db_async(func: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
     run.__name__ = getattr(func, "__name__", "db_call")
     run.__doc__ = func.__doc__
     return run
+
+
+def calling_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop that awaits this pool thread's call, if it is one."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_calling, "loop", None)
+    return loop
 
 
 def close_pool() -> None:

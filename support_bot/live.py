@@ -5,13 +5,18 @@ a reconnect) still gets the message from the database through `seq` replay, so
 nothing here needs to be reliable for correctness.
 """
 
+import asyncio
 import logging
 import uuid
+import weakref
+from collections import deque
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+
+from support_bot.db import calling_loop
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +40,19 @@ def conversation_agents_group(conversation_id: Any) -> str:
 
 
 def send_now(group: str, event: dict[str, Any]) -> None:
+    """Send `event` from sync code.
+
+    On a thread of the database pool the event is handed to the event loop
+    that awaits the call, and the thread goes on: waiting for the publish
+    would hold a database thread for a round trip to Redis. Elsewhere (admin
+    views, Celery tasks) this waits for the publish.
+    """
     layer = get_channel_layer()
     if layer is None:
+        return
+    loop = calling_loop()
+    if loop is not None:
+        loop.call_soon_threadsafe(_queue, group, event)
         return
     try:
         async_to_sync(layer.group_send)(group, event)
@@ -45,6 +61,37 @@ def send_now(group: str, event: dict[str, Any]) -> None:
         logger.warning(
             "Live event %s to %s was not sent", event.get("type"), group, exc_info=True
         )
+
+
+# Events handed over by database threads, per event loop and group, sent one
+# after another so that a group's events keep the order of their commits.
+_Outbox = dict[str, deque[dict[str, Any]]]
+_outboxes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Outbox]" = (
+    weakref.WeakKeyDictionary()
+)
+_senders: set["asyncio.Task[None]"] = set()
+
+
+def _queue(group: str, event: dict[str, Any]) -> None:
+    loop = asyncio.get_running_loop()
+    outbox = _outboxes.setdefault(loop, {})
+    waiting = outbox.get(group)
+    if waiting is not None:
+        waiting.append(event)
+        return
+    outbox[group] = deque([event])
+    task = loop.create_task(_send_queued(outbox, group))
+    _senders.add(task)
+    task.add_done_callback(_senders.discard)
+
+
+async def _send_queued(outbox: _Outbox, group: str) -> None:
+    waiting = outbox[group]
+    try:
+        while waiting:
+            await asend(group, waiting.popleft())
+    finally:
+        del outbox[group]
 
 
 def send_after_commit(group: str, event: dict[str, Any]) -> None:
