@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -18,7 +17,7 @@ from support_bot import live, metrics
 from support_bot.bot.config import get_bot_config
 from support_bot.bot.embeddings import count_tokens
 from support_bot.bot.engine import EngineError, Turn
-from support_bot.bot.engines import get_engine
+from support_bot.bot.engines import get_engine, run_sync
 from support_bot.bot.memory import StoredTurn, split_for_folding
 from support_bot.privacy import redact, redact_turns
 
@@ -337,7 +336,7 @@ def summarize_old_turns(conversation_id: Any) -> bool:
         return await get_engine().summarize(redact(conversation.summary), turns)
 
     try:
-        summary = async_to_sync(summarize)()
+        summary = run_sync(summarize)
     except EngineError as error:
         # The prompt still fits its budget without the summary: the oldest
         # turns are left out until a later fold succeeds.

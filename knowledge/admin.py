@@ -8,7 +8,6 @@ article writes through `knowledge.actions` (which re-indexes), files through
 import logging
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Max, Q, QuerySet
@@ -25,6 +24,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from conversations.replies import preview_answer
+from support_bot.bot.engines import run_sync
 
 from . import guidelines
 from .actions import article_changed
@@ -393,8 +393,10 @@ class BotSettingsAdmin(admin.ModelAdmin[BotSettings]):
         form = TryBotForm(request.POST or None)
         preview = None
         if request.method == "POST" and form.is_valid():
-            preview = async_to_sync(preview_answer)(
-                form.cleaned_data["question"], form.cleaned_data["previous"] or None
+            preview = run_sync(
+                preview_answer,
+                form.cleaned_data["question"],
+                form.cleaned_data["previous"] or None,
             )
             logger.info(
                 "Bot tried in admin: %s",

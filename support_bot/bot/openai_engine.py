@@ -6,6 +6,7 @@ and turns what went wrong into an `EngineError` kind the caller can act on.
 """
 
 import asyncio
+import errno
 import json
 import logging
 import math
@@ -204,7 +205,9 @@ class OpenAIEngine:
         self._tools = tools
         self._logprobs = logprobs
         self._self_check = self_check
-        http_client = openai.DefaultAsyncHttpxClient(
+        # The SDK's aiohttp transport: half the CPU of its default httpx one
+        # per streamed answer here (docs/performance.md).
+        http_client = openai.DefaultAioHttpClient(
             event_hooks={"request": [self._on_request], "response": [self._on_response]}
         )
         self._client = openai.AsyncOpenAI(
@@ -427,7 +430,7 @@ def _handoff_reason(arguments: str | None) -> str | None:
 
 def _request_error(exc: openai.OpenAIError) -> EngineError:
     kind: ErrorKind
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError) and not _refused(exc):
         kind = "timeout"
     elif isinstance(exc, openai.RateLimitError):
         kind = "rate_limited"
@@ -435,6 +438,20 @@ def _request_error(exc: openai.OpenAIError) -> EngineError:
         kind = "upstream"
     logger.warning("LLM request failed (%s): %s", kind, _describe(exc))
     return EngineError(kind, _describe(exc))
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether the server refused the connection, whatever the error says.
+
+    The aiohttp transport reports a refused connection as a connect timeout;
+    the cause it keeps tells the truth.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ECONNREFUSED:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _deadline_error(attempts: _Attempts) -> EngineError:
