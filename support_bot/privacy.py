@@ -56,6 +56,11 @@ CARD_DIGITS = range(13, 20)
 # Luhn one time in ten.
 CARD_GROUP_DIGITS = range(3, 7)
 
+# No phone number in any numbering plan has fewer than four digits, written
+# together or split by spaces and signs: text without such a run skips
+# phonenumbers' matcher, most of the cost of redaction ("confidence 0.82").
+_PHONE_DIGITS = re.compile(r"\d(?:[\s().\-/]*\d){3}")
+
 # A country code and check digits, then the account in one block or in
 # groups; ISO 13616 caps the compact form at 34 characters.
 _IBAN_START = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}[A-Za-z0-9]*")
@@ -75,6 +80,8 @@ def redact(text: str, *, region: str | None = None) -> str:
         return text
     text = _replace(text, _ibans(text), IBAN)
     text = _replace(text, _cards(text), CARD)
+    if not _PHONE_DIGITS.search(text):
+        return text
     return _replace(text, _phones(text, region or _phone_region()), PHONE)
 
 

@@ -14,12 +14,14 @@ import re
 from collections.abc import Iterator
 from typing import Any, get_type_hints
 
+import phonenumbers
 import pytest
 from celery.app.task import Task
 from django.utils.module_loading import import_string
 from hypothesis import given
 from hypothesis import strategies as st
 from kombu.utils.json import dumps as kombu_dumps
+from phonenumbers import PhoneNumberFormat, PhoneNumberType
 from stdnum import iban, luhn
 
 from escalation.models import Escalation
@@ -103,6 +105,30 @@ def test_redact_leaves_ordinary_text_alone(text: str) -> None:
 def test_phone_numbers_without_country_code_follow_the_region() -> None:
     assert redact("call 030 901820", region="DE") == "call [phone]"
     assert redact("call 030 901820", region="GB") == "call 030 901820"
+
+
+def example_numbers() -> Iterator[tuple[str, str]]:
+    """Each region's example numbers, as people write them at home and abroad."""
+    formats = (PhoneNumberFormat.INTERNATIONAL, PhoneNumberFormat.NATIONAL)
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE):
+            number = phonenumbers.example_number_for_type(region, kind)
+            if number is None:
+                continue
+            for style in formats:
+                yield region, phonenumbers.format_number(number, style)
+
+
+def test_every_regions_example_numbers_are_redacted() -> None:
+    # Including the shortest numbering plans, which the cheap check for
+    # "enough digits to be a phone number" must not skip.
+    missed = [
+        (region, written)
+        for region, written in example_numbers()
+        if redact(f"call me on {written} today", region=region)
+        != "call me on [phone] today"
+    ]
+    assert missed == []
 
 
 words = st.lists(
