@@ -5,6 +5,10 @@ import os
 # per answer fell from 107 to 44 ms with one thread. Set before numpy loads.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The same for the tokenizer of the embeddings: its thread pool splits a batch
+# of a few short texts across cores, then its threads spin waiting for more
+# (sched_yield and futex calls by the hundred per answer in `make bench`).
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from .celery import app as celery_app
 
