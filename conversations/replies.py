@@ -12,7 +12,7 @@ import math
 import secrets
 import time
 import weakref
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,8 +32,8 @@ from support_bot.bot.engine import (
 )
 from support_bot.bot.engines import get_engine
 from support_bot.bot.memory import MAX_RECENT_MESSAGES, StoredTurn, select_recent
-from support_bot.bot.retrieval import Hit
-from support_bot.bot.signals import Signals, measure_before
+from support_bot.bot.retrieval import ArticleDoc, ArticleIndex
+from support_bot.bot.signals import measure_before
 from support_bot.db import db_async
 from support_bot.privacy import redact_request
 
@@ -69,7 +69,22 @@ class ReplyContext:
     previous_question: str | None
     history: list[Turn]
     summary: str
-    index_version: knowledge_index.Version
+    knowledge: "Knowledge"
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """What the bot answers from: the article index and the guidelines."""
+
+    index: ArticleIndex
+    docs: dict[int, ArticleDoc]
+    guidelines: Guidelines
+
+
+def load_knowledge() -> Knowledge:
+    """The current index (rebuilt here when articles changed) and guidelines."""
+    article_index, docs = knowledge_index.get_index(knowledge_index.current_version())
+    return Knowledge(article_index, docs, _load_guidelines())
 
 
 def load_reply_context(
@@ -77,7 +92,9 @@ def load_reply_context(
 ) -> ReplyContext | None:
     """What the bot needs to answer, or None when it must not answer.
 
-    The bot stays silent when a person owns the conversation or is awaited, and
+    One call on the database pool reads it all: each call is a hand-over
+    between threads, which costs more than the queries it carries. The bot
+    stays silent when a person owns the conversation or is awaited, and
     when the customer has written again since: the newer message is answered
     instead, with this one in its memory.
     """
@@ -110,7 +127,7 @@ def load_reply_context(
         previous_question=previous_question,
         history=select_recent(earlier, get_bot_config().memory_token_budget),
         summary=conversation.summary,
-        index_version=knowledge_index.current_version(),
+        knowledge=load_knowledge(),
     )
 
 
@@ -177,8 +194,9 @@ async def _answer(
     stream_id = secrets.token_hex(6)
     bot = await aget_bot_config()
     await live.asend(group, _typing_event(bot.name, True))
-    question = await _question(ctx.question, ctx.previous_question, ctx, bot.name)
-    guidelines = await db_async(_load_guidelines)()
+    question = await _question(
+        ctx.question, ctx.previous_question, ctx, ctx.knowledge, bot.name
+    )
     live_text = _LiveText(group, stream_id, question_seq, listener)
     try:
         outcome = await decide(
@@ -186,10 +204,9 @@ async def _answer(
             get_engine(bot),
             threshold=bot.confidence_threshold,
             min_score=settings.RETRIEVAL_MIN_SCORE,
-            guidelines=guidelines,
+            guidelines=ctx.knowledge.guidelines,
             allowed_hosts=settings.LINK_ALLOWED_HOSTS,
             on_delta=live_text.add,
-            measure=_measure,
             review=bot.review_mode,
         )
     except EngineError as error:
@@ -313,33 +330,35 @@ class _Pending:
         return frame
 
 
-async def _measure(
-    question: str, previous: str | None, hits: list[Hit], topics: Sequence[str]
-) -> Signals:
-    # Embedding work: off the event loop.
-    return await asyncio.to_thread(measure_before, question, previous, hits, topics)
-
-
 async def _question(
-    text: str, previous: str | None, ctx: ReplyContext | None, bot_name: str
+    text: str,
+    previous: str | None,
+    ctx: ReplyContext | None,
+    knowledge: Knowledge,
+    bot_name: str,
 ) -> Question:
-    version = (
-        ctx.index_version if ctx else await db_async(knowledge_index.current_version)()
+    """The question with its retrieval and the signals known before the model.
+
+    The embedding work runs off the event loop, in one hand-over to a thread.
+    """
+    request = BotRequest(
+        question=text,
+        history=ctx.history if ctx else [],
+        summary=ctx.summary if ctx else "",
+        bot_name=bot_name,
     )
-    # Rebuilding a stale index reads the articles, so it runs on the DB pool.
-    article_index, docs = await db_async(knowledge_index.get_index)(version)
-    hits = await asyncio.to_thread(
-        article_index.search, text, settings.RETRIEVAL_TOP_K, previous
+    return await asyncio.to_thread(_ask, text, previous, request, knowledge)
+
+
+def _ask(
+    text: str, previous: str | None, request: BotRequest, knowledge: Knowledge
+) -> Question:
+    hits = knowledge.index.search(text, settings.RETRIEVAL_TOP_K, previous)
+    always_human = knowledge.guidelines.always_human
+    signals = measure_before(text, previous, hits, always_human)
+    return Question(
+        text, previous, redact_request(request), hits, knowledge.docs, signals
     )
-    request = redact_request(
-        BotRequest(
-            question=text,
-            history=ctx.history if ctx else [],
-            summary=ctx.summary if ctx else "",
-            bot_name=bot_name,
-        )
-    )
-    return Question(text, previous, request, hits, docs)
 
 
 def _load_guidelines() -> Guidelines:
@@ -443,17 +462,16 @@ class Preview:
 async def preview_answer(question: str, previous: str | None = None) -> Preview:
     """What the bot would say and decide, storing nothing (admin's "Try the bot")."""
     bot = await aget_bot_config()
-    asked = await _question(question, previous, None, bot.name)
-    guidelines = await db_async(_load_guidelines)()
+    knowledge = await db_async(load_knowledge)()
+    asked = await _question(question, previous, None, knowledge, bot.name)
     try:
         outcome = await decide(
             asked,
             get_engine(bot),
             threshold=bot.confidence_threshold,
             min_score=settings.RETRIEVAL_MIN_SCORE,
-            guidelines=guidelines,
+            guidelines=knowledge.guidelines,
             allowed_hosts=settings.LINK_ALLOWED_HOSTS,
-            measure=_measure,
         )
     except EngineError as error:
         return Preview(
@@ -525,7 +543,9 @@ async def draft_reply(conversation_id: Any) -> tuple[str, list[dict[str, Any]]]:
     if ctx is None:
         return "", []
     bot = await aget_bot_config()
-    asked = await _question(ctx.question, ctx.previous_question, ctx, bot.name)
+    asked = await _question(
+        ctx.question, ctx.previous_question, ctx, ctx.knowledge, bot.name
+    )
     articles = [
         RetrievedArticle(h.article_id, h.title, asked.docs[h.article_id].body, h.score)
         for h in asked.hits

@@ -25,7 +25,7 @@ from .engine import (
 )
 from .guardrails import check_answer
 from .retrieval import ArticleDoc, Hit
-from .signals import SMALL_TALK_REPLIES, Signals, measure_before, small_talk
+from .signals import SMALL_TALK_REPLIES, Signals, small_talk
 
 ASKED_FOR_PERSON = (
     "Of course. I've asked a person from our support team to join; they'll "
@@ -87,6 +87,8 @@ class Question:
     request: BotRequest
     hits: list[Hit]
     docs: dict[int, ArticleDoc]
+    # What is known before the model is asked (see signals.measure_before).
+    signals: Signals
 
 
 async def decide(
@@ -98,7 +100,6 @@ async def decide(
     guidelines: Guidelines,
     allowed_hosts: Sequence[str],
     on_delta: OnDelta | None = None,
-    measure: Callable[..., Awaitable[Signals]] | None = None,
     review: ReviewMode = "autopilot",
 ) -> Outcome:
     """Decide and, when answering, stream the answer through `on_delta`.
@@ -119,14 +120,7 @@ async def decide(
         for rank, h in enumerate(hits)
         if h.score >= min_score or (rank == 0 and h.confidence >= threshold)
     ]
-    if measure is not None:
-        signals = await measure(
-            question.text, question.previous, hits, guidelines.always_human
-        )
-    else:
-        signals = measure_before(
-            question.text, question.previous, hits, guidelines.always_human
-        )
+    signals = question.signals
     before = signals.before_answer()
 
     def handover(text: str, reason: str, why: str) -> Outcome:
