@@ -22,10 +22,16 @@ def article_changed() -> None:
     calls in one transaction queue one task each, and all but the first find the
     index already current.
     """
+    transaction.on_commit(_reindex)
+
+
+def _reindex() -> None:
     # Imported here because tasks.py imports this module.
     from .tasks import reindex_knowledge_task
 
-    transaction.on_commit(reindex_knowledge_task.delay)
+    # This process sees the change at once; the others within a second.
+    index.forget_version()
+    reindex_knowledge_task.delay()
 
 
 def warm_index() -> None:

@@ -1,11 +1,13 @@
 """The process-wide retrieval index over active knowledge articles.
 
 Built on first use and rebuilt when the articles change. Whether they changed
-is read by the caller in the same database round trip as the rest of its work
-(`version_query`), so an answer costs no extra query.
+(their count and latest edit) is read at most once every `CACHE_SECONDS` per
+process, as the bot settings and guidelines are: an edit reaches answers
+within a second, and most answers cost no query for it.
 """
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,11 +27,33 @@ class _Built:
     docs: dict[int, ArticleDoc]
 
 
+CACHE_SECONDS = 1.0
+
 _built: _Built | None = None
 _lock = threading.Lock()
+# (when it was read, the version read)
+_checked: tuple[float, Version] | None = None
 
 
 def current_version() -> Version:
+    """The articles' version, read again when the last reading is stale."""
+    global _checked
+    checked = _checked
+    now = time.monotonic()
+    if checked is not None and now - checked[0] < CACHE_SECONDS:
+        return checked[1]
+    version = _read_version()
+    _checked = (now, version)
+    return version
+
+
+def forget_version() -> None:
+    """Make this process's next `current_version()` read the database."""
+    global _checked
+    _checked = None
+
+
+def _read_version() -> Version:
     agg: dict[str, Any] = Article.objects.filter(is_active=True).aggregate(
         count=Count("id"), latest=Max("updated_at")
     )

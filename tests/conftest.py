@@ -19,6 +19,7 @@ from django.conf import settings as django_settings
 from django.db import connections
 
 from conversations import replies
+from knowledge import index as knowledge_index
 from knowledge.models import Article
 from support_bot import db
 from support_bot.asgi import application
@@ -48,6 +49,7 @@ if IN_CI and "postgresql" not in django_settings.DATABASES["default"]["ENGINE"]:
 def _test_settings(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # Tests change settings between answers: read the bot settings every time.
     monkeypatch.setattr(bot_config, "CACHE_SECONDS", 0.0)
+    monkeypatch.setattr(knowledge_index, "CACHE_SECONDS", 0.0)
     settings.OFFLINE_STREAM_DELAY_MS = 0
     settings.WIDGET_ALLOWED_ORIGINS = [ORIGIN]
     settings.OPENAI_API_KEY = ""
