@@ -133,16 +133,16 @@ def _fold_memory_when_over_budget(conversation: Conversation) -> None:
 def _current_conversation_locked(visitor: Visitor) -> tuple[Conversation, bool]:
     """The visitor's latest conversation, locked; started if there is none.
 
-    The visitor row is locked first: with no conversation yet there is no
-    conversation row to lock, and two tabs would each start one.
+    With no conversation yet there is no conversation row to lock, and two
+    tabs would each start one: then the visitor row is locked, and whoever
+    gets it second finds the first one's conversation. Nothing locks a
+    conversation and then its visitor, so the two locks cannot deadlock.
     """
+    conversation = _latest_conversation_locked(visitor)
+    if conversation is not None:
+        return conversation, False
     Visitor.objects.select_for_update(no_key=True).filter(pk=visitor.pk).first()
-    conversation = (
-        Conversation.objects.select_for_update(no_key=True)
-        .filter(visitor=visitor)
-        .order_by("-created_at")
-        .first()
-    )
+    conversation = _latest_conversation_locked(visitor)
     if conversation is not None:
         return conversation, False
     conversation = Conversation.objects.create(visitor=visitor)
@@ -154,6 +154,15 @@ def _current_conversation_locked(visitor: Visitor) -> tuple[Conversation, bool]:
     return conversation, True
 
 
+def _latest_conversation_locked(visitor: Visitor) -> Conversation | None:
+    return (
+        Conversation.objects.select_for_update(no_key=True)
+        .filter(visitor=visitor)
+        .order_by("-created_at")
+        .first()
+    )
+
+
 def post_customer_message(visitor: Visitor, client_id: str, text: str) -> PostedMessage:
     """Store a customer message once per `client_id`.
 
@@ -163,13 +172,8 @@ def post_customer_message(visitor: Visitor, client_id: str, text: str) -> Posted
     """
     with transaction.atomic():
         conversation, conversation_created = _current_conversation_locked(visitor)
-
-        existing = Message.objects.filter(
-            conversation=conversation, client_id=client_id
-        ).first()
-        if existing is not None:
-            return PostedMessage(existing, conversation, False, False)
-
+        # A message sent again (a retry after a reconnect) breaks the unique
+        # client_id and rolls all of this back; see post_customer_message_once.
         if conversation.status == Conversation.Status.CLOSED:
             set_status(conversation, Conversation.Status.BOT, reason="reopened")
 
@@ -182,11 +186,12 @@ def post_customer_message(visitor: Visitor, client_id: str, text: str) -> Posted
 def post_customer_message_once(
     visitor: Visitor, client_id: str, text: str
 ) -> PostedMessage:
-    """`post_customer_message`, tolerating a race between two sockets.
+    """`post_customer_message`, storing each `client_id` once.
 
-    Two tabs retrying the same outbox entry at once can both pass the
-    duplicate check; the unique constraint stops the second, which then reads
-    the first's row.
+    A message sent again (the widget resends what was not acknowledged, from
+    one tab or two) breaks the unique constraint on client_id; the stored one
+    is then read and returned. Resends are rare, so the insert is tried first
+    rather than looked up before every message.
     """
     try:
         return post_customer_message(visitor, client_id, text)
