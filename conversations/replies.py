@@ -193,12 +193,13 @@ async def _answer(
     group = live.conversation_group(conversation_id)
     stream_id = secrets.token_hex(6)
     bot = await aget_bot_config()
-    await live.asend(group, _typing_event(bot.name, True))
-    question = await _question(
-        ctx.question, ctx.previous_question, ctx, ctx.knowledge, bot.name
-    )
-    live_text = _LiveText(group, stream_id, question_seq, listener)
+    # Published while the question is being worked on, not before.
+    typing = asyncio.create_task(live.asend(group, _typing_event(bot.name, True)))
+    live_text = _LiveText(group, stream_id, question_seq, listener, after=typing)
     try:
+        question = await _question(
+            ctx.question, ctx.previous_question, ctx, ctx.knowledge, bot.name
+        )
         outcome = await decide(
             question,
             get_engine(bot),
@@ -216,6 +217,7 @@ async def _answer(
         return await _store_failure(ctx, stream_id, error, live_text.text, started)
     finally:
         await live_text.finish()
+        await typing
         await live.asend(group, _typing_event(bot.name, False))
     first_delta_at = live_text.first_at
 
@@ -249,8 +251,16 @@ class _LiveText:
     LAYER_INTERVAL = 0.1
 
     def __init__(
-        self, group: str, stream_id: str, reply_to: int, listener: Listener | None
+        self,
+        group: str,
+        stream_id: str,
+        reply_to: int,
+        listener: Listener | None,
+        *,
+        after: "asyncio.Future[None] | None" = None,
     ) -> None:
+        # What the layer must have published before the first piece of text.
+        self.after = after
         self.group = group
         self.stream_id = stream_id
         self.reply_to = reply_to
@@ -297,6 +307,8 @@ class _LiveText:
                         # goes on for the conversation and is stored.
                         self.listener = None
                 if self._layer.due:
+                    if self.after is not None:
+                        await self.after
                     self._layer.due = False
                     frame = self._layer.take(self.stream_id, self.reply_to)
                     await live.asend(
