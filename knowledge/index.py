@@ -9,8 +9,10 @@ within a second, and most answers cost no query for it.
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Max
 
 from support_bot.bot.retrieval import ArticleDoc, ArticleIndex
@@ -28,6 +30,8 @@ class _Built:
 
 
 CACHE_SECONDS = 1.0
+# Trained classifiers, shared by the processes of one machine (or one volume).
+CLASSIFIER_CACHE = Path(settings.VAR_DIR) / "classifier-cache"
 
 _built: _Built | None = None
 _lock = threading.Lock()
@@ -78,5 +82,6 @@ def get_index(version: Version) -> tuple[ArticleIndex, dict[int, ArticleDoc]]:
         if _built is not None and _built.version == version:
             return _built.index, _built.docs
         docs = _load_docs()
-        _built = _Built(version, ArticleIndex.build(docs), {d.id: d for d in docs})
+        built_index = ArticleIndex.build(docs, classifier_cache=CLASSIFIER_CACHE)
+        _built = _Built(version, built_index, {d.id: d for d in docs})
         return _built.index, _built.docs

@@ -6,6 +6,7 @@ No database and no network: the embedding model ships inside the wordllama wheel
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -310,3 +311,56 @@ def test_one_article_index_needs_no_classifier() -> None:
     single = ArticleIndex.build(DOCS[:1])
     assert not single.has_classifier
     assert best(single, "when will my card come").article_id == CARD_DELIVERY
+
+
+QUERIES = ["where is my new card", "how much does a transfer cost", "change my pin"]
+
+
+def confidences(index: ArticleIndex) -> list[list[float]]:
+    return [[h.confidence for h in index.search(q)] for q in QUERIES]
+
+
+def test_a_cached_classifier_is_the_one_training_would_give(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trained = ArticleIndex.build(DOCS, classifier_cache=tmp_path)
+    assert len(list(tmp_path.glob("classifier-*.npz"))) == 1
+
+    def no_training(*args: object) -> None:
+        raise AssertionError("trained again instead of reading the cache")
+
+    monkeypatch.setattr(retrieval._SoftmaxClassifier, "train", no_training)
+    cached = ArticleIndex.build(DOCS, classifier_cache=tmp_path)
+
+    assert confidences(cached) == confidences(trained)
+
+
+def test_an_unreadable_cache_file_is_trained_again_and_replaced(
+    tmp_path: Path,
+) -> None:
+    trained = ArticleIndex.build(DOCS, classifier_cache=tmp_path)
+    [saved] = tmp_path.glob("classifier-*.npz")
+    saved.write_bytes(b"half a file")
+
+    again = ArticleIndex.build(DOCS, classifier_cache=tmp_path)
+
+    assert confidences(again) == confidences(trained)
+    with np.load(saved, allow_pickle=False) as replaced:
+        assert set(replaced.files) == {"mean", "scale", "weights", "bias"}
+
+
+def test_other_articles_get_a_classifier_of_their_own(tmp_path: Path) -> None:
+    ArticleIndex.build(DOCS, classifier_cache=tmp_path)
+    ArticleIndex.build(DOCS[:-1], classifier_cache=tmp_path)
+
+    assert len(list(tmp_path.glob("classifier-*.npz"))) == 2
+
+
+def test_only_the_recently_used_classifiers_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retrieval, "CLASSIFIER_CACHE_KEEP", 2)
+    for size in (len(DOCS), len(DOCS) - 1, len(DOCS) - 2):
+        ArticleIndex.build(DOCS[:size], classifier_cache=tmp_path)
+
+    assert len(list(tmp_path.glob("classifier-*.npz"))) == 2

@@ -29,15 +29,22 @@ The choices below were measured on BANKING77 and CLINC150 while tuning;
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import logging
+import os
 import re
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from .embeddings import DIM, embed
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CENTROID_WEIGHT",
@@ -104,6 +111,9 @@ CLASSIFIER_MAX_CELLS = 3_000_000
 # 100 steps take about a second for the demo's 7,600 rows (the whole build
 # 1.5 s instead of 0.3 s); 300 steps routed no better.
 CLASSIFIER_STEPS = 100
+# Trained classifiers kept in a cache folder (see `ArticleIndex.build`); the
+# most recently used are kept, the rest deleted.
+CLASSIFIER_CACHE_KEEP = 8
 # A light L2 penalty; on standardised vectors 1e-3 and 1e-4 route BANKING77
 # alike (88.0 % and 87.9 % alone). Without standardising, 1e-3 cost 7 points
 # on CLINC150.
@@ -194,6 +204,15 @@ def _normalise(text: str) -> str:
 Matrix = npt.NDArray[np.float32]
 
 
+def _prune(folder: Path) -> None:
+    """Keep the CLASSIFIER_CACHE_KEEP most recently used classifiers."""
+    files = sorted(
+        folder.glob("classifier-*.npz"), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    for old in files[CLASSIFIER_CACHE_KEEP:]:
+        old.unlink(missing_ok=True)
+
+
 def _softmax(logits: Matrix) -> Matrix:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
@@ -244,6 +263,60 @@ class _SoftmaxClassifier:
             look_b = new_b + momentum * (new_b - bias)
             weights, bias, t = new_w, new_b, t_next
         return cls(mean, scale, weights, bias)
+
+    @classmethod
+    def cached(
+        cls,
+        vectors: Matrix,
+        labels: npt.NDArray[np.intp],
+        classes: int,
+        folder: Path | None,
+    ) -> _SoftmaxClassifier:
+        """`train`, or the same training's result read from `folder`.
+
+        The file is named by a hash of everything training depends on, so a
+        file that exists holds the answer; one that cannot be read is trained
+        again and replaced. Files are written whole and renamed into place,
+        so processes sharing the folder never read half a file.
+        """
+        if folder is None:
+            return cls.train(vectors, labels, classes)
+        digest = hashlib.sha256()
+        digest.update(repr((vectors.shape, classes, CLASSIFIER_STEPS)).encode())
+        digest.update(repr(CLASSIFIER_L2).encode())
+        digest.update(np.ascontiguousarray(vectors).tobytes())
+        digest.update(labels.astype(np.int64).tobytes())
+        path = folder / f"classifier-{digest.hexdigest()[:40]}.npz"
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                found = cls(*(saved[k] for k in ("mean", "scale", "weights", "bias")))
+            os.utime(path)  # recently used: kept by the pruning below
+            return found
+        except FileNotFoundError:
+            pass
+        except (OSError, KeyError, ValueError) as error:
+            logger.warning("Retraining: cached classifier unreadable (%s)", error)
+        trained = cls.train(vectors, labels, classes)
+        try:
+            trained._save(path)
+            _prune(folder)
+        except OSError as error:
+            logger.warning("Trained classifier not cached (%s)", error)
+        return trained
+
+    def _save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            dir=path.parent, suffix=".tmp", delete=False
+        ) as out:
+            np.savez(
+                out,
+                mean=self._mean,
+                scale=self._scale,
+                weights=self._weights,
+                bias=self._bias,
+            )
+        os.replace(out.name, path)
 
     def probabilities(self, vectors: Matrix) -> Matrix:
         x: Matrix = (vectors - self._mean) / self._scale
@@ -351,6 +424,7 @@ class ArticleIndex:
         *,
         texts: Sequence[str] | None = None,
         classifier: bool = True,
+        classifier_cache: Path | None = None,
     ) -> None:
         """Prefer `build`. `vectors` holds each article's rows contiguously, in
         article order, and `starts[i]` is the first row of article i. `texts`
@@ -377,7 +451,7 @@ class ArticleIndex:
                 sums, norms, out=np.zeros_like(sums), where=norms > 0
             )
             labels = np.repeat(np.arange(len(self._ids)), counts)
-            self._train(labels, texts, classifier)
+            self._train(labels, texts, classifier, classifier_cache)
         else:
             self._centroids = np.zeros((0, DIM), dtype=np.float32)
         for array in (self._vectors, self._starts, self._centroids):
@@ -388,6 +462,7 @@ class ArticleIndex:
         labels: npt.NDArray[np.intp],
         texts: Sequence[str] | None,
         classifier: bool,
+        cache: Path | None,
     ) -> None:
         articles = len(self._ids)
         # One article needs no classifier: its probability is always 1.
@@ -396,7 +471,9 @@ class ArticleIndex:
         if texts is not None:
             self._words = _WordModel(texts, labels.tolist(), articles)
         if len(self._vectors) * articles <= CLASSIFIER_MAX_CELLS:
-            self._classifier = _SoftmaxClassifier.train(self._vectors, labels, articles)
+            self._classifier = _SoftmaxClassifier.cached(
+                self._vectors, labels, articles, cache
+            )
 
     @property
     def has_classifier(self) -> bool:
@@ -411,9 +488,16 @@ class ArticleIndex:
         centroid_weight: float = CENTROID_WEIGHT,
         use_body_lead: bool = True,
         classifier: bool = True,
+        classifier_cache: Path | None = None,
     ) -> ArticleIndex:
         """Embed every article's title, example questions and body lead, and
         train the classifiers on them (`classifier=False` skips that).
+
+        Training the softmax classifier is most of the build (a second or
+        more). With `classifier_cache`, a folder, a classifier trained on the
+        same vectors is read from there instead, and one trained here is kept
+        there: every web process builds the same index after each change to the
+        articles, and the first one trains it for the others.
 
         Raises ValueError if two documents share an id: hits are per article id,
         and two documents under one id would make that ambiguous.
@@ -446,6 +530,7 @@ class ArticleIndex:
             centroid_weight=centroid_weight,
             texts=texts,
             classifier=classifier,
+            classifier_cache=classifier_cache,
         )
 
     def __len__(self) -> int:
