@@ -92,6 +92,18 @@ class TwoTabFigures:
 
 
 @dataclass
+class AgentFigures:
+    """Customers on web-1, their agent's console on web-2."""
+
+    customers: int
+    messages: int
+    sent_each_way: int
+    to_agent_ms: Percentiles | None
+    to_customer_ms: Percentiles | None
+    errors: list[str]
+
+
+@dataclass
 class IdleFigures:
     sockets: int
     opened: int
@@ -122,12 +134,15 @@ class RunResults:
     settings: dict[str, Any]
     scenarios: list[ScenarioResult] = field(default_factory=list)
     two_tabs: TwoTabFigures | None = None
+    agent: AgentFigures | None = None
     idle: list[IdleFigures] = field(default_factory=list)
     idle_baseline_mib: float = 0.0
     turns: list[TurnFigures] = field(default_factory=list)
     retrieval: list[dict[str, Any]] = field(default_factory=list)
     fake_llm_mean_ms: float = 0.0
-    instructions: dict[str, Any] = field(default_factory=dict)
+    # Millions of instructions per answer (or per message, for a baseline)
+    # under callgrind, by scenario.
+    instructions: dict[str, float] = field(default_factory=dict)
     targets: list[Target] = field(default_factory=list)
     seconds: float = 0.0
 

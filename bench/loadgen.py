@@ -24,6 +24,7 @@ from websockets.typing import Origin
 Frame = dict[str, Any]
 ORIGIN = Origin("http://127.0.0.1")
 ANSWER_TIMEOUT = 30.0
+OPEN_TIMEOUT = 60.0
 # Handshakes in flight at once while opening many idle sockets; more only
 # queues them in the server's accept backlog.
 OPENING_AT_ONCE = 100
@@ -76,7 +77,11 @@ class Widget:
     @classmethod
     async def open(cls, url: str, token: str | None = None) -> "Widget":
         ws = await connect(
-            url, origin=ORIGIN, proxy=None, ping_interval=None, open_timeout=60
+            url,
+            origin=ORIGIN,
+            proxy=None,
+            ping_interval=None,
+            open_timeout=OPEN_TIMEOUT,
         )
         widget = cls(ws)
         await widget.send({"type": "hello", "token": token})
@@ -253,3 +258,141 @@ async def each_turn(
     for turn in range(1, turns + 1):
         sample = await widget.ask(QUESTIONS[turn % len(QUESTIONS)])
         await after(turn, sample)
+
+
+@dataclass
+class AgentResult:
+    """Customers on one web process, their agent's console on another."""
+
+    customers: int = 0
+    # Seconds from sending to the other side's socket receiving the message.
+    to_agent: list[float] = field(default_factory=list)
+    to_customer: list[float] = field(default_factory=list)
+    sent_each_way: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Console:
+    """The agent console's socket, with a reader that sorts frames by conversation."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.inboxes: dict[str, asyncio.Queue[Frame]] = {}
+        self.reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def open(cls, url: str, origin: str, cookie: str) -> "Console":
+        ws = await connect(
+            url,
+            origin=Origin(origin),
+            additional_headers={"Cookie": cookie},
+            proxy=None,
+            ping_interval=None,
+            open_timeout=60,
+        )
+        console = cls(ws)
+        await console.send({"type": "heartbeat"})
+        return console
+
+    def inbox(self, conversation: str) -> "asyncio.Queue[Frame]":
+        return self.inboxes.setdefault(conversation, asyncio.Queue())
+
+    async def send(self, frame: Frame) -> None:
+        await self.ws.send(json.dumps(frame))
+
+    async def _read(self) -> None:
+        async for raw in self.ws:
+            frame: Frame = json.loads(raw)
+            conversation = frame.get("conversation")
+            if isinstance(conversation, str):
+                await self.inbox(conversation).put(frame)
+
+    async def receive_until(
+        self, conversation: str, done: Callable[[Frame], bool]
+    ) -> Frame:
+        inbox = self.inbox(conversation)
+        async with asyncio.timeout(ANSWER_TIMEOUT):
+            while True:
+                frame = await inbox.get()
+                if frame["type"] == "error":
+                    raise ProtocolError(frame.get("code", "error"))
+                if done(frame):
+                    return frame
+
+    async def close(self) -> None:
+        self.reader.cancel()
+        await self.ws.close()
+
+
+async def run_agent(
+    widget_url: str,
+    console_url: str,
+    console_origin: str,
+    cookie: str,
+    customers: int,
+    messages: int,
+) -> AgentResult:
+    """Customers on `widget_url` ask for a person; one agent on `console_url`
+    takes every conversation, and the two sides exchange `messages` each way.
+
+    Every message crosses the Redis channel layer between the two processes;
+    a message that does not arrive live within the timeout counts as an error.
+    """
+    result = AgentResult(customers=customers)
+    console = await Console.open(console_url, console_origin, cookie)
+
+    async def customer(number: int) -> None:
+        widget = await Widget.open(widget_url)
+        try:
+            await widget.send({"type": "request_human"})
+            status = await widget.receive_until(lambda f: f["type"] == "status")
+            conversation = status["conversation"]
+            await console.send({"type": "claim", "conversation": conversation})
+            await console.send(
+                {"type": "open", "conversation": conversation, "after_seq": 0}
+            )
+            await widget.receive_until(
+                lambda f: f["type"] == "status" and f["status"] == "human"
+            )
+            for turn in range(messages):
+                text = f"{QUESTIONS[(number + turn) % len(QUESTIONS)]} ({turn})"
+                sent = time.perf_counter()
+                await widget.send(
+                    {
+                        "type": "message",
+                        "client_id": f"bench-{next(_client_ids)}",
+                        "text": text,
+                    }
+                )
+                await console.receive_until(conversation, _message_saying(text))
+                result.to_agent.append(time.perf_counter() - sent)
+
+                reply = f"Thanks, looking into it ({number}.{turn})"
+                sent = time.perf_counter()
+                await console.send(
+                    {
+                        "type": "reply",
+                        "conversation": conversation,
+                        "client_id": f"bench-agent-{next(_client_ids)}",
+                        "text": reply,
+                    }
+                )
+                await widget.receive_until(_message_saying(reply))
+                result.to_customer.append(time.perf_counter() - sent)
+                result.sent_each_way += 1
+            await console.send({"type": "resolve", "conversation": conversation})
+        finally:
+            await widget.close()
+
+    try:
+        outcomes = await asyncio.gather(
+            *(customer(n) for n in range(customers)), return_exceptions=True
+        )
+    finally:
+        await console.close()
+    result.errors += [repr(o) for o in outcomes if isinstance(o, BaseException)]
+    return result
+
+
+def _message_saying(text: str) -> Callable[[Frame], bool]:
+    return lambda frame: frame["type"] == "message" and frame.get("text") == text

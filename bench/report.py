@@ -81,6 +81,18 @@ def judge(results: RunResults) -> list[Target]:
                 "ms",
             )
         )
+    if results.agent is not None:
+        agent = results.agent
+        expected = agent.customers * agent.messages
+        targets.append(
+            Target(
+                "two web processes: agent on one, customer on the other, "
+                "every message live both ways",
+                f"{expected} of {expected}",
+                f"{agent.sent_each_way} of {expected}",
+                expected > 0 and agent.sent_each_way == expected,
+            )
+        )
     if results.two_tabs is not None:
         tabs = results.two_tabs
         targets.append(
@@ -242,6 +254,41 @@ def _two_tab_lines(results: RunResults) -> list[str]:
     ]
 
 
+def _instruction_lines(results: RunResults) -> list[str]:
+    counts = results.instructions
+    if not counts:
+        return []
+    lines = [
+        "",
+        "Instructions counted by valgrind's callgrind in the server process (all "
+        "its threads), one conversation at a time; repeatable within a few per "
+        "cent, so compare versions by these:",
+        "",
+        "| scenario | million instructions per message | vs insert baseline |",
+        "|---|---:|---:|",
+    ]
+    base = counts.get("echo + insert baseline")
+    for name, millions in counts.items():
+        ratio = f"{millions / base:.1f}x" if base else "-"
+        lines.append(f"| {name} | {millions:.2f} | {ratio} |")
+    return lines
+
+
+def _agent_lines(results: RunResults) -> list[str]:
+    agent = results.agent
+    if agent is None:
+        return []
+    return [
+        "",
+        f"An agent on web-2, customers on web-1: {agent.customers} customers ask "
+        "for a person, the agent's console on the other web process takes every "
+        f"conversation, and each side sends {agent.messages} messages. Delivered "
+        f"live each way: {agent.sent_each_way} of {agent.customers * agent.messages}"
+        f"; ms p50/p95/p99 customer to agent {_pct(agent.to_agent_ms)}, agent to "
+        f"customer {_pct(agent.to_customer_ms)}.",
+    ]
+
+
 def _target_lines(results: RunResults) -> list[str]:
     marks = {True: "met", False: "**missed**", None: "not measured"}
     lines = ["", "| target | goal | measured | |", "|---|---|---|---|"]
@@ -268,13 +315,9 @@ def markdown(results: RunResults) -> str:
         f"The fake model's own time per request: {results.fake_llm_mean_ms:.2f} ms "
         "(mean, from a complete request to its whole response written).",
     ]
-    if results.instructions:
-        lines += [
-            "",
-            "Instructions per answer under callgrind (server process, single "
-            f"worker): {results.instructions}",
-        ]
+    lines += _instruction_lines(results)
     lines += _two_tab_lines(results)
+    lines += _agent_lines(results)
     lines += _other_tables(results)
     lines += _target_lines(results)
     return "\n".join(lines) + "\n"

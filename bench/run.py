@@ -32,6 +32,7 @@ import uvloop
 
 from bench import loadgen, report
 from bench.figures import (
+    AgentFigures,
     IdleFigures,
     Percentiles,
     Repeat,
@@ -67,7 +68,14 @@ BROKER_URL = "redis://127.0.0.1:6379/12"
 WANTED_FILES = 12_000
 TURN_MARKS = (1, 10, 50, 200)
 IDLE_STEPS = (1_000, 5_000)
-PARTS = ("load", "idle", "memory", "retrieval")
+PARTS = ("load", "idle", "memory", "retrieval", "instructions")
+# Customers who ask for a person on web-1 while the agent is on web-2.
+AGENT_CUSTOMERS = 20
+AGENT_MESSAGES = 5
+# Messages counted under callgrind, one conversation at a time, after a
+# warm-up; valgrind runs Python some fifty times slower.
+COUNTED_ANSWERS = 10
+COUNTED_INSERTS = 50
 
 T = TypeVar("T")
 
@@ -112,15 +120,19 @@ class Stack:
     def __init__(self, procs: Processes, env: dict[str, str]) -> None:
         self.procs = procs
         self.env = env
+        self.agent_cookie = ""
 
-    def start_server(self, name: str, app: str) -> tuple[Started, int]:
+    def start_server(
+        self, name: str, app: str, under: list[str] | None = None
+    ) -> tuple[Started, int]:
+        """Start uvicorn as deployed; `under` is a command to run it under."""
         port = free_port()
-        argv = [PYTHON, "-m", "uvicorn", app, "--host", "127.0.0.1"]
+        argv = [*(under or []), PYTHON, "-m", "uvicorn", app, "--host", "127.0.0.1"]
         # The deployed command line (Dockerfile), on a port of our own.
         argv += ["--port", str(port), "--ws-max-size", "1048576"]
         argv += ["--ws-per-message-deflate", "false", "--no-access-log"]
         server = self.procs.start(name, argv, self.env, BASE_DIR)
-        wait_for_http(stats_url(port), server)
+        wait_for_http(stats_url(port), server, timeout=300 if under else 60)
         return server, port
 
     def start_fake_llm(self, name: str, *, exact_tokens: bool) -> int:
@@ -193,6 +205,11 @@ def prepare_storage(env: dict[str, str]) -> dict[str, str]:
     with open(os.devnull, "w") as quiet:
         call_command("load_demo", no_users=True, stdout=quiet)
     ensure_table()
+    # Trains the retrieval classifier once for every server of the run (they
+    # read it from the cache folder), callgrind's included.
+    from knowledge import index as knowledge_index
+
+    knowledge_index.get_index(knowledge_index.current_version())
     with connection.cursor() as cursor:
         tables = ", ".join([Visitor._meta.db_table, EchoRow._meta.db_table])
         cursor.execute(f"TRUNCATE {tables} CASCADE")
@@ -206,6 +223,28 @@ def prepare_storage(env: dict[str, str]) -> dict[str, str]:
         versions["redis"] = str(client.info("server")["redis_version"])
         client.close()
     return versions
+
+
+def bench_agent_cookie() -> str:
+    """A signed-in support agent for the console's socket, as a Cookie header."""
+    from django.contrib.auth.models import Group, User
+    from django.db import connection
+    from django.test import Client
+
+    from escalation.models import AGENTS_GROUP, AgentProfile
+
+    user, _ = User.objects.get_or_create(
+        username="bench-agent", defaults={"first_name": "Bench"}
+    )
+    user.groups.add(Group.objects.get_or_create(name=AGENTS_GROUP)[0])
+    AgentProfile.objects.update_or_create(
+        user=user, defaults={"capacity": AGENT_CUSTOMERS}
+    )
+    client = Client()
+    client.force_login(user)
+    cookie = f"sessionid={client.cookies['sessionid'].value}"
+    connection.close()
+    return cookie
 
 
 # --- the scenarios ----------------------------------------------------------------
@@ -291,7 +330,26 @@ def two_tabs(
             messages,
         )
     )
+    logger.info("two web processes, an agent on one, customers on the other")
+    agent = run_async(
+        loadgen.run_agent(
+            f"ws://127.0.0.1:{first_port}/ws/widget/",
+            f"ws://127.0.0.1:{second_port}/ws/agent/",
+            f"http://127.0.0.1:{second_port}",
+            stack.agent_cookie,
+            AGENT_CUSTOMERS,
+            AGENT_MESSAGES,
+        )
+    )
     stack.procs.stop(second)
+    out.agent = AgentFigures(
+        customers=agent.customers,
+        messages=AGENT_MESSAGES,
+        sent_each_way=agent.sent_each_way,
+        to_agent_ms=Percentiles.of_seconds(agent.to_agent),
+        to_customer_ms=Percentiles.of_seconds(agent.to_customer),
+        errors=agent.errors[:5],
+    )
     out.two_tabs = TwoTabFigures(
         web_processes=2,
         visitors=visitors,
@@ -303,6 +361,61 @@ def two_tabs(
         other_tab_final_ms=Percentiles.of_seconds([s.final for s in result.other]),
         errors=result.errors[:5],
     )
+
+
+def instruction_counts(stack: Stack, out: RunResults) -> None:
+    """Millions of instructions per message in the server, under callgrind.
+
+    One conversation at a time, so the count does not depend on how the
+    machine schedules concurrent work; counters are zeroed after a warm-up
+    and dumped after the counted messages.
+    """
+    counted_messages = {"insert": COUNTED_INSERTS, "widget": COUNTED_ANSWERS}
+    for name, app, path in (
+        ("echo + insert baseline", "bench.baselines:application", "insert"),
+        ("chat path", "bench.product_app:application", "widget"),
+    ):
+        logger.info("%s under callgrind", name)
+        out_file = LOG_DIR / f"callgrind-{path}.out"
+        for old in LOG_DIR.glob(f"callgrind-{path}.out*"):
+            old.unlink()
+        # Instrumentation starts only for the counted messages: the warm-up
+        # (imports, training the retrieval classifier) runs ten times faster.
+        under = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+        under.append(f"--callgrind-out-file={out_file}")
+        server, port = stack.start_server(f"callgrind-{path}", app, under)
+        url = f"ws://127.0.0.1:{port}/ws/{path}/"
+        # The first answer loads the embeddings and builds the index, minutes
+        # under valgrind.
+        timeouts = loadgen.ANSWER_TIMEOUT, loadgen.OPEN_TIMEOUT
+        loadgen.ANSWER_TIMEOUT = loadgen.OPEN_TIMEOUT = 600.0
+        try:
+            warm_up = run_async(loadgen.run_load(url, 1, 3))
+            if warm_up.errors:
+                raise RuntimeError(f"{name} failed under callgrind: {warm_up.errors}")
+            for switch in ("--instr=on", "--zero"):
+                subprocess.run(
+                    ["callgrind_control", switch, str(server.pid)], check=True
+                )
+            result = run_async(loadgen.run_load(url, 1, counted_messages[path]))
+            subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True)
+        finally:
+            loadgen.ANSWER_TIMEOUT, loadgen.OPEN_TIMEOUT = timeouts
+            stack.procs.stop(server)
+        if result.errors or not result.samples:
+            logger.warning("%s under callgrind failed: %s", name, result.errors[:3])
+            continue
+        dumps = sorted(LOG_DIR.glob(f"callgrind-{path}.out.*"))
+        counted = _callgrind_total(dumps[-1]) if dumps else 0
+        out.instructions[name] = counted / len(result.samples) / 1e6
+
+
+def _callgrind_total(path: Path) -> int:
+    """The instruction count of one callgrind dump (its "totals:" line)."""
+    for line in path.read_text().splitlines():
+        if line.startswith(("totals:", "summary:")):
+            return int(line.split()[1])
+    raise ValueError(f"no totals in {path}")
 
 
 def idle_sockets(stack: Stack, out: RunResults) -> None:
@@ -462,6 +575,7 @@ def run(args: argparse.Namespace, procs: Processes) -> RunResults:
         },
     )
     stack = Stack(procs, llm_env)
+    stack.agent_cookie = bench_agent_cookie()
     llm_port = stack.start_fake_llm("fake-llm", exact_tokens=False)
     stack.env = server_env(llm_port)
     stack.start_worker()
@@ -477,6 +591,8 @@ def run(args: argparse.Namespace, procs: Processes) -> RunResults:
         long_conversation(stack, args.turns, out)
     if "retrieval" in args.parts:
         retrieval(out, args.articles)
+    if "instructions" in args.parts:
+        instruction_counts(stack, out)
     out.seconds = time.monotonic() - started
     return out
 
