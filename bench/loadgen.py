@@ -345,7 +345,9 @@ async def run_agent(
         widget = await Widget.open(widget_url)
         try:
             await widget.send({"type": "request_human"})
-            status = await widget.receive_until(lambda f: f["type"] == "status")
+            status = await widget.receive_until(
+                lambda f: f["type"] == "status" and f["status"] == "waiting"
+            )
             conversation = status["conversation"]
             await console.send({"type": "claim", "conversation": conversation})
             await console.send(
