@@ -18,6 +18,7 @@ skipped; 0.25 ms for a short message with a phone number; 9 ms for 4,000
 characters packed with numbers, nearly all of it in phonenumbers' matcher.
 """
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import replace
@@ -68,21 +69,35 @@ _IBAN_GROUP = re.compile(r" ([A-Za-z0-9]+)(?![A-Za-z0-9])")
 IBAN_LENGTH = range(15, 35)
 
 
+# A conversation's history goes to the model again with every answer, so the
+# same turns are redacted again and again: results are kept per text, for as
+# many recent texts as a few hundred conversations hold in their prompts.
+REDACTED_KEEP = 4096
+_ANY_DIGIT = re.compile(r"\d")
+
+
 def redact(text: str, *, region: str | None = None) -> str:
     """`text` with personal data replaced by typed placeholders.
 
     `region` is where a phone number written without "+" and a country code is
     assumed to be from; it defaults to the PRIVACY_PHONE_REGION setting.
     """
+    if "@" not in text and not _ANY_DIGIT.search(text):
+        return text
+    return _redact(text, region or _phone_region())
+
+
+@functools.lru_cache(maxsize=REDACTED_KEEP)
+def _redact(text: str, region: str) -> str:
     if "@" in text:
         text = _replace(text, _emails(text), EMAIL)
-    if not any(c.isdigit() for c in text):
+    if not _ANY_DIGIT.search(text):
         return text
     text = _replace(text, _ibans(text), IBAN)
     text = _replace(text, _cards(text), CARD)
     if not _PHONE_DIGITS.search(text):
         return text
-    return _replace(text, _phones(text, region or _phone_region()), PHONE)
+    return _replace(text, _phones(text, region), PHONE)
 
 
 def redact_turns(turns: Iterable[Turn]) -> list[Turn]:
