@@ -14,6 +14,7 @@ close to, though not exactly, what a hosted LLM will bill.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Sequence
@@ -30,6 +31,10 @@ _CONFIG = "l2_supercat"
 # Texts per tokenizer call. Batches are padded to their longest member, so the
 # batches are cut from length-sorted texts (see `embed`) and need not be small.
 _BATCH_SIZE = 256
+# Lists of up to this many texts are embedded text by text through a cache of
+# the CACHED_TEXTS most recent (1 KiB of vector each).
+CACHED_BATCH = 8
+CACHED_TEXTS = 4096
 
 _lock = threading.Lock()
 _model: Any = None
@@ -99,6 +104,22 @@ def embed(texts: Sequence[str]) -> npt.NDArray[np.float32]:
         # A bare string is a Sequence[str] too; embedding it character by
         # character is never what the caller meant.
         raise TypeError("embed() takes a sequence of strings, not a string")
+    if 0 < len(texts) <= CACHED_BATCH:
+        # A question is embedded by retrieval and by more than one signal,
+        # and guideline topics with every question: short lists come from
+        # the cache, text by text.
+        return np.stack([_embed_one(text) for text in texts])
+    return _embed_batch(texts)
+
+
+@functools.lru_cache(maxsize=CACHED_TEXTS)
+def _embed_one(text: str) -> npt.NDArray[np.float32]:
+    vector: npt.NDArray[np.float32] = _embed_batch([text])[0]
+    vector.flags.writeable = False
+    return vector
+
+
+def _embed_batch(texts: Sequence[str]) -> npt.NDArray[np.float32]:
     out = np.zeros((len(texts), DIM), dtype=np.float32)
     if not texts:
         return out
