@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -21,6 +22,7 @@ from support_bot.bot.engines import get_engine, run_sync
 from support_bot.bot.memory import StoredTurn, split_for_folding
 from support_bot.privacy import redact, redact_turns
 
+from . import rows
 from .models import Conversation, Feedback, Message, Visitor, hash_token
 
 logger = logging.getLogger(__name__)
@@ -72,11 +74,12 @@ def lock_conversation(conversation_id: Any) -> Conversation:
     conversation is refused as `not_found`.
     """
     try:
-        return Conversation.objects.select_for_update(no_key=True).get(
-            pk=conversation_id
-        )
-    except (Conversation.DoesNotExist, ValueError):
-        raise ActionError("not_found", "There is no such conversation.") from None
+        conversation = rows.lock_conversation_row(conversation_id)
+    except (ValueError, ValidationError):
+        conversation = None
+    if conversation is None:
+        raise ActionError("not_found", "There is no such conversation.")
+    return conversation
 
 
 def append_message(
@@ -93,8 +96,8 @@ def append_message(
     `lock_conversation`, which is what keeps `seq` gap-free.
     """
     conversation.last_seq += 1
-    message = Message.objects.create(
-        conversation=conversation,
+    message = rows.insert_message(
+        conversation,
         seq=conversation.last_seq,
         role=role,
         text=text,
@@ -104,7 +107,7 @@ def append_message(
     )
     transaction.on_commit(partial(metrics.message_stored, role))
     conversation.memory_tokens += message.token_count
-    conversation.save(update_fields=["last_seq", "memory_tokens", "updated_at"])
+    rows.save_counters(conversation)
     live.send_after_commit(
         live.conversation_group(conversation.id),
         {
@@ -155,12 +158,7 @@ def _current_conversation_locked(visitor: Visitor) -> tuple[Conversation, bool]:
 
 
 def _latest_conversation_locked(visitor: Visitor) -> Conversation | None:
-    return (
-        Conversation.objects.select_for_update(no_key=True)
-        .filter(visitor=visitor)
-        .order_by("-created_at")
-        .first()
-    )
+    return rows.lock_latest_conversation(visitor.pk)
 
 
 def post_customer_message(visitor: Visitor, client_id: str, text: str) -> PostedMessage:

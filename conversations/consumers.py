@@ -187,7 +187,7 @@ class WidgetConsumer(PooledConsumer):
                 retry_after=math.ceil(wait),
             )
         assert self.visitor is not None
-        posted = await db_async(actions.post_customer_message_once)(
+        posted, ctx = await db_async(replies.post_question)(
             self.visitor, incoming.client_id, incoming.text
         )
         message = posted.message
@@ -206,8 +206,9 @@ class WidgetConsumer(PooledConsumer):
             }
         )
         await self._deliver(message.as_frame())
-        if posted.created:
-            replies.start_reply(posted.conversation.id, message.seq, self)
+        # No context: the bot is not to answer (a person has the conversation).
+        if posted.created and ctx is not None:
+            replies.start_reply(posted.conversation.id, message.seq, self, ctx)
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         active = parse_typing(frame)

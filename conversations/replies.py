@@ -38,9 +38,14 @@ from support_bot.db import db_async
 from support_bot.privacy import redact_request
 
 from . import actions
-from .models import Conversation, Message
+from . import rows as conversation_rows
+from .models import Conversation, Message, Visitor
 
 logger = logging.getLogger(__name__)
+
+# Up to this many indexed vectors (about a thousand articles) a search takes
+# well under a millisecond, and runs on the event loop.
+INLINE_SEARCH_VECTORS = 10_000
 
 APOLOGY = (
     "I'm sorry, I couldn't finish my answer just now. I've asked a person from "
@@ -98,17 +103,18 @@ def load_reply_context(
     when the customer has written again since: the newer message is answered
     instead, with this one in its memory.
     """
-    conversation = Conversation.objects.get(pk=conversation_id)
-    if conversation.status != Conversation.Status.BOT and not draft:
+    state = conversation_rows.reply_state(conversation_id)
+    if state is None:
+        raise Conversation.DoesNotExist(f"no conversation {conversation_id}")
+    status, summary, summary_until_seq = state
+    if status != Conversation.Status.BOT and not draft:
         return None
 
     rows = [
         StoredTurn.from_row(row)
-        for row in Message.objects.filter(
-            conversation_id=conversation_id, seq__gt=conversation.summary_until_seq
+        for row in conversation_rows.newest_turns(
+            conversation_id, summary_until_seq, MAX_RECENT_MESSAGES
         )
-        .order_by("-seq")
-        .values_list("seq", "role", "text", "token_count")[:MAX_RECENT_MESSAGES]
     ]
     if question_seq is None:
         # A draft for an agent answers the customer's latest message.
@@ -126,7 +132,7 @@ def load_reply_context(
         question_seq=question_seq,
         previous_question=previous_question,
         history=select_recent(earlier, get_bot_config().memory_token_budget),
-        summary=conversation.summary,
+        summary=summary,
         knowledge=load_knowledge(),
     )
 
@@ -139,20 +145,53 @@ _conversation_locks: "weakref.WeakValueDictionary[Any, asyncio.Lock]" = (
 _running: set["asyncio.Task[Message | None]"] = set()
 
 
-def start_reply(conversation_id: Any, question_seq: int, listener: Listener) -> None:
-    """Answer in the background, streaming to `listener` and the conversation."""
-    task = asyncio.create_task(answer(conversation_id, question_seq, listener))
+def post_question(
+    visitor: Visitor, client_id: str, text: str
+) -> tuple[actions.PostedMessage, ReplyContext | None]:
+    """Store a customer message and read what answering it needs, in one call.
+
+    The context is read right after the message is stored, on the same
+    database thread: a separate call would be one more hand-over between
+    threads per answer. It is None for a message stored before (a resend),
+    and when the bot must not answer (see `load_reply_context`).
+    """
+    posted = actions.post_customer_message_once(visitor, client_id, text)
+    if not posted.created:
+        return posted, None
+    return posted, load_reply_context(posted.conversation.id, posted.message.seq)
+
+
+def start_reply(
+    conversation_id: Any,
+    question_seq: int,
+    listener: Listener,
+    ctx: ReplyContext | None = None,
+) -> None:
+    """Answer in the background, streaming to `listener` and the conversation.
+
+    `ctx`, read when the question was stored, is used when no other answer
+    of the conversation is being written; otherwise it is read again once
+    that answer is stored, so that it is in the bot's memory.
+    """
+    task = asyncio.create_task(answer(conversation_id, question_seq, listener, ctx))
     _running.add(task)
     task.add_done_callback(_running.discard)
 
 
 async def answer(
-    conversation_id: Any, question_seq: int, listener: Listener | None = None
+    conversation_id: Any,
+    question_seq: int,
+    listener: Listener | None = None,
+    ctx: ReplyContext | None = None,
 ) -> Message | None:
     lock = _conversation_locks.setdefault(conversation_id, asyncio.Lock())
+    if lock.locked():
+        ctx = None
+    # An uncontended lock is taken without yielding to the loop, so nothing
+    # can be stored for this conversation between the check and here.
     async with lock:
         try:
-            reply = await _answer(conversation_id, question_seq, listener)
+            reply = await _answer(conversation_id, question_seq, listener, ctx)
         except Exception:
             metrics.llm_error("internal")
             metrics.bot_answer_finished("interrupted")
@@ -183,9 +222,13 @@ async def _notify(call: Awaitable[None]) -> bool:
 
 
 async def _answer(
-    conversation_id: Any, question_seq: int, listener: Listener | None
+    conversation_id: Any,
+    question_seq: int,
+    listener: Listener | None,
+    ctx: ReplyContext | None,
 ) -> Message | None:
-    ctx = await db_async(load_reply_context)(conversation_id, question_seq)
+    if ctx is None:
+        ctx = await db_async(load_reply_context)(conversation_id, question_seq)
     if ctx is None:
         return None
 
@@ -351,7 +394,9 @@ async def _question(
 ) -> Question:
     """The question with its retrieval and the signals known before the model.
 
-    The embedding work runs off the event loop, in one hand-over to a thread.
+    Over a small index this runs on the event loop: a hand-over to a thread
+    costs more than the search. A large index is searched on a thread, so
+    that other sockets are not held up meanwhile.
     """
     request = BotRequest(
         question=text,
@@ -359,6 +404,8 @@ async def _question(
         summary=ctx.summary if ctx else "",
         bot_name=bot_name,
     )
+    if knowledge.index.vector_count <= INLINE_SEARCH_VECTORS:
+        return _ask(text, previous, request, knowledge)
     return await asyncio.to_thread(_ask, text, previous, request, knowledge)
 
 
