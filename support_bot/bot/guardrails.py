@@ -10,6 +10,7 @@ meaning, so a figure the article states in other words ("two weeks" for
 rule phrased very differently from the answer can be missed.
 """
 
+import functools
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -102,30 +103,53 @@ def check_answer(
     allowed_hosts: Collection[str] = (),
 ) -> list[Violation]:
     """Every reason `text` must not reach the customer as final."""
-    sources = " ".join(a.body for a in articles)
+    stated = _stated_in(" ".join(a.body for a in articles))
     return [
-        *_unsupported_commitments(text, sources),
+        *_unsupported_commitments(text, stated),
         *_profanity(text),
-        *_links(text, sources, allowed_hosts),
+        *_links(text, stated, allowed_hosts),
         *_never_do(text, never_do),
     ]
+
+
+@dataclass(frozen=True)
+class _Stated:
+    """What the given articles state, as far as the checks look."""
+
+    figures: frozenset[str]
+    topics: frozenset[str]
+    hosts: frozenset[str]
+
+
+# The same few articles come with many answers, and reading them is most of
+# the checks' work; what they state depends on their text alone.
+@functools.lru_cache(maxsize=256)
+def _stated_in(sources: str) -> _Stated:
+    return _Stated(
+        figures=frozenset(
+            _normalise_figure(m.group()) for m in _FIGURE.finditer(sources)
+        ),
+        topics=frozenset(
+            t for t, pattern in _TOPICS.items() if pattern.search(sources)
+        ),
+        hosts=frozenset(_host(m.group()) for m in _URL.finditer(sources)),
+    )
 
 
 def _normalise_figure(figure: str) -> str:
     return re.sub(r"[\s,]", "", figure.lower()).replace("percent", "%")
 
 
-def _unsupported_commitments(text: str, sources: str) -> list[Violation]:
-    stated = {_normalise_figure(m.group()) for m in _FIGURE.finditer(sources)}
+def _unsupported_commitments(text: str, stated: _Stated) -> list[Violation]:
     found = [
         Violation("unsupported_commitment", f"the articles do not state {m.group()!r}")
         for m in _FIGURE.finditer(text)
-        if _normalise_figure(m.group()) not in stated
+        if _normalise_figure(m.group()) not in stated.figures
     ]
     found += [
         Violation("unsupported_commitment", f"no article speaks of {topic}")
         for topic, pattern in _TOPICS.items()
-        if pattern.search(text) and not pattern.search(sources)
+        if topic not in stated.topics and pattern.search(text)
     ]
     return found
 
@@ -227,9 +251,11 @@ def _host(url: str) -> str:
     return (urlsplit(url).hostname or "").lower().removeprefix("www.")
 
 
-def _links(text: str, sources: str, allowed_hosts: Collection[str]) -> list[Violation]:
+def _links(
+    text: str, stated: _Stated, allowed_hosts: Collection[str]
+) -> list[Violation]:
     allowed = {h.lower().removeprefix("www.") for h in allowed_hosts}
-    allowed |= {_host(m.group()) for m in _URL.finditer(sources)}
+    allowed |= stated.hosts
     return [
         Violation("link_host", f"a link to {host} is not allowed")
         for host in dict.fromkeys(_host(m.group()) for m in _URL.finditer(text))
