@@ -280,8 +280,9 @@ async def _answer(
 class _LiveText:
     """The answer's text as the model writes it, to the sockets of the conversation.
 
-    The asking socket gets the text directly: what the model sends while the
-    previous piece is still being written to the socket goes out as one frame,
+    The asking socket gets the text directly: the first piece at once, then
+    what the model sends while the previous piece is being written to the
+    socket as one frame,
     so an idle server sends each piece as it comes and a busy one sends fewer,
     larger frames instead of falling behind. The conversation's other sockets
     (another tab, an agent) get it through the channel layer at most every
@@ -330,7 +331,14 @@ class _LiveText:
         if now - self._published_at >= self.LAYER_INTERVAL:
             self._published_at = now
             self._layer.due = True
-        if self._sender is None:
+        if self._sender is not None:
+            return
+        if self._direct.frames == 0 and self._direct.parts:
+            # The first piece goes out at once, not after the model's next
+            # pieces: those are often in the buffer already, and the customer
+            # waits for the first words, not for the rest.
+            await self._send_direct()
+        if self._direct.parts or self._layer.due:
             self._sender = asyncio.create_task(self._send())
 
     async def finish(self) -> None:
@@ -342,13 +350,7 @@ class _LiveText:
         try:
             while self._direct.parts or self._layer.due:
                 if self._direct.parts:
-                    frame = self._direct.take(self.stream_id, self.reply_to)
-                    if self.listener is not None and not await _notify(
-                        self.listener.reply_delta(frame)
-                    ):
-                        # The asking socket went away (a reload): the answer
-                        # goes on for the conversation and is stored.
-                        self.listener = None
+                    await self._send_direct()
                 if self._layer.due:
                     if self.after is not None:
                         await self.after
@@ -359,6 +361,16 @@ class _LiveText:
                     )
         finally:
             self._sender = None
+
+    async def _send_direct(self) -> None:
+        frame = self._direct.take(self.stream_id, self.reply_to)
+        if self.listener is not None and not await _notify(
+            self.listener.reply_delta(frame)
+        ):
+            # The asking socket went away (a reload): the answer goes on for
+            # the conversation and is stored.
+            self.listener = None
+            self._direct.parts.clear()
 
 
 class _Pending:
