@@ -93,7 +93,11 @@ def load_knowledge() -> Knowledge:
 
 
 def load_reply_context(
-    conversation_id: Any, question_seq: int | None, *, draft: bool = False
+    conversation_id: Any,
+    question_seq: int | None,
+    *,
+    draft: bool = False,
+    state: tuple[str, str, int] | None = None,
 ) -> ReplyContext | None:
     """What the bot needs to answer, or None when it must not answer.
 
@@ -102,8 +106,13 @@ def load_reply_context(
     stays silent when a person owns the conversation or is awaited, and
     when the customer has written again since: the newer message is answered
     instead, with this one in its memory.
+
+    `state` is the conversation's (status, summary, summary_until_seq) when
+    the caller has just read them with the row locked; otherwise they are
+    read here.
     """
-    state = conversation_rows.reply_state(conversation_id)
+    if state is None:
+        state = conversation_rows.reply_state(conversation_id)
     if state is None:
         raise Conversation.DoesNotExist(f"no conversation {conversation_id}")
     status, summary, summary_until_seq = state
@@ -158,7 +167,11 @@ def post_question(
     posted = actions.post_customer_message_once(visitor, client_id, text)
     if not posted.created:
         return posted, None
-    return posted, load_reply_context(posted.conversation.id, posted.message.seq)
+    conversation = posted.conversation
+    # Read with the row locked, which every change of status holds: they are
+    # as they were when the message was committed.
+    state = (conversation.status, conversation.summary, conversation.summary_until_seq)
+    return posted, load_reply_context(conversation.id, posted.message.seq, state=state)
 
 
 def start_reply(
