@@ -296,8 +296,18 @@ class WidgetConsumer(PooledConsumer):
             await self.send_json(frame)
 
     async def conversation_typing(self, event: dict[str, Any]) -> None:
-        if event["frame"].get("role") != "customer":
-            await self.send_json(event["frame"])
+        frame = event["frame"]
+        if frame.get("role") == "customer":
+            return
+        # The bot's notice can trail its answer on the layer: the asking
+        # socket gets the answer directly, and a socket that caught up after
+        # the answer was stored never saw it. The answer ended the notice.
+        if frame.get("stream") is not None and (
+            frame["stream"] in self.settled_streams
+            or frame["reply_to"] < self.live_from_seq
+        ):
+            return
+        await self.send_json(frame)
 
     async def conversation_status(self, event: dict[str, Any]) -> None:
         await self.send_json(event["frame"])

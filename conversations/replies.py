@@ -202,9 +202,14 @@ async def answer(
         ctx = None
     # An uncontended lock is taken without yielding to the loop, so nothing
     # can be stored for this conversation between the check and here.
+    # The answer's stream id: its typing notice, pieces and stored message
+    # carry it, the apology for a failure included.
+    stream_id = secrets.token_hex(6)
     async with lock:
         try:
-            reply = await _answer(conversation_id, question_seq, listener, ctx)
+            reply = await _answer(
+                conversation_id, question_seq, listener, ctx, stream_id
+            )
         except Exception:
             metrics.llm_error("internal")
             metrics.bot_answer_finished("interrupted")
@@ -215,7 +220,12 @@ async def answer(
             reply = await db_async(actions.store_bot_reply)(
                 conversation_id,
                 APOLOGY,
-                {"reply_to": question_seq, "interrupted": True, "error": "internal"},
+                {
+                    "reply_to": question_seq,
+                    "stream": stream_id,
+                    "interrupted": True,
+                    "error": "internal",
+                },
                 escalate_reason=Escalation.Reason.LLM_ERROR,
                 escalate_detail="internal error",
             )
@@ -239,6 +249,7 @@ async def _answer(
     question_seq: int,
     listener: Listener | None,
     ctx: ReplyContext | None,
+    stream_id: str,
 ) -> Message | None:
     if ctx is None:
         ctx = await db_async(load_reply_context)(conversation_id, question_seq)
@@ -247,10 +258,13 @@ async def _answer(
 
     started = time.monotonic()
     group = live.conversation_group(conversation_id)
-    stream_id = secrets.token_hex(6)
     bot = await aget_bot_config()
-    # Published while the question is being worked on, not before.
-    typing = asyncio.create_task(live.asend(group, _typing_event(bot.name, True)))
+    # Published while the question is being worked on, not before. The stored
+    # answer ends it: the widget stops showing the bot typing when the
+    # message of the same stream arrives, so no "stopped typing" is sent.
+    typing = asyncio.create_task(
+        live.asend(group, _typing_event(bot.name, stream_id, question_seq))
+    )
     live_text = _LiveText(group, stream_id, question_seq, listener, after=typing)
     try:
         question = await _question(
@@ -274,7 +288,6 @@ async def _answer(
     finally:
         await live_text.finish()
         await typing
-        await live.asend(group, _typing_event(bot.name, False))
     first_delta_at = live_text.first_at
 
     now = time.monotonic()
@@ -599,14 +612,16 @@ async def _store_failure(
     )
 
 
-def _typing_event(bot_name: str, active: bool) -> dict[str, Any]:
+def _typing_event(bot_name: str, stream_id: str, reply_to: int) -> dict[str, Any]:
     return {
         "type": "conversation.typing",
         "frame": {
             "type": "typing",
             "role": "bot",
             "name": bot_name,
-            "active": active,
+            "active": True,
+            "stream": stream_id,
+            "reply_to": reply_to,
         },
     }
 

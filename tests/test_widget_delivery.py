@@ -7,6 +7,7 @@ from asgiref.sync import sync_to_async
 
 from conversations import actions, replies
 from conversations.models import Conversation, Message
+from support_bot import live
 from support_bot.db import db_async
 from tests.widget import (
     ask,
@@ -185,3 +186,71 @@ async def test_two_tabs_starting_at_once_share_one_conversation(
     assert await Conversation.objects.acount() == 1
     seqs = [m.seq async for m in Message.objects.order_by("seq")]
     assert seqs == [1, 2, 3, 4]
+
+
+async def test_the_stored_answer_ends_the_bots_typing_notice(
+    connect: Any, kb: Any
+) -> None:
+    asking = await connect()
+    await resume(asking)
+    await ask(asking, "How do I change my PIN?")
+    other = await connect(token=asking.welcome["token"])
+    await resume(other, after_seq=2)
+
+    await ask(asking, "And how do I freeze my card?")
+    # The other tab gets everything through the layer, in the order it was sent.
+    seen = await receive_until(
+        other, lambda f: f["type"] == "message" and f["role"] == "bot"
+    )
+    seen += await settle(other)
+    answer = next(f for f in seen if f["type"] == "message" and f["role"] == "bot")
+    typing = [f for f in seen if f["type"] == "typing"]
+    assert typing == [
+        {
+            "type": "typing",
+            "role": "bot",
+            "name": typing[0]["name"],
+            "active": True,
+            "stream": answer["stream"],
+            "reply_to": answer["reply_to"],
+        }
+    ]
+    assert seen.index(typing[0]) < seen.index(answer)
+
+
+async def test_a_typing_notice_arriving_after_its_answer_is_not_shown(
+    connect: Any, kb: Any
+) -> None:
+    widget = await connect()
+    await resume(widget)
+    frames = await ask(widget, "How do I change my PIN?")
+    await settle(widget)
+    answer = frames[-1]
+    group = live.conversation_group(answer["conversation"])
+
+    def notice(stream: str, reply_to: int) -> dict[str, Any]:
+        frame = {"type": "typing", "role": "bot", "name": "Bot", "active": True}
+        frame |= {"stream": stream, "reply_to": reply_to}
+        return {"type": "conversation.typing", "frame": frame}
+
+    await live.asend(group, notice(answer["stream"], answer["reply_to"]))
+    assert await settle(widget) == []
+    await live.asend(group, notice("a-later-answer", answer["seq"] + 1))
+    assert [f["stream"] for f in await settle(widget)] == ["a-later-answer"]
+
+
+async def test_a_new_tab_is_not_shown_typing_for_an_answer_stored_before_it(
+    connect: Any, kb: Any
+) -> None:
+    first = await connect()
+    await resume(first)
+    frames = await ask(first, "How do I change my PIN?")
+    answer = frames[-1]
+    # The notice of an answer stored before this tab said hello, late.
+    late = await connect(token=first.welcome["token"])
+    await resume(late, after_seq=answer["seq"])
+    frame = {"type": "typing", "role": "bot", "name": "Bot", "active": True}
+    frame |= {"stream": answer["stream"], "reply_to": answer["reply_to"]}
+    group = live.conversation_group(answer["conversation"])
+    await live.asend(group, {"type": "conversation.typing", "frame": frame})
+    assert await settle(late) == []

@@ -75,6 +75,7 @@
     previews: new Map(), // stream -> {el, textEl, raw}
     settled: new Set(), // streams whose stored message has arrived
     typingFrom: null, // name of whoever is typing on the support side
+    typingStream: null, // the bot's answer being written, when it is the bot
     newest: null, // the answer the last frame added or grew, for scrolling
     typingSent: false,
     hiddenAt: 0,
@@ -609,6 +610,8 @@
     if (frame.stream) {
       state.settled.add(frame.stream);
       dropPreview(frame.stream);
+      // The stored answer ends the bot's typing notice for it.
+      if (state.typingStream === frame.stream) setTyping(null);
     }
     const known = state.shown.get(frame.seq);
     // A message can arrive live and again in a replay.
@@ -664,8 +667,11 @@
   }
 
   function onTyping(frame) {
+    const stream = typeof frame.stream === 'string' ? frame.stream : null;
+    // A notice that arrives after its answer (they travel different ways).
+    if (stream && state.settled.has(stream)) return;
     const name = typeof frame.name === 'string' && frame.name ? frame.name : null;
-    setTyping(frame.active ? name || state.botName : null);
+    setTyping(frame.active ? name || state.botName : null, frame.active ? stream : null);
   }
 
   function onStatus(frame) {
@@ -926,9 +932,10 @@
     for (const stream of [...state.previews.keys()]) dropPreview(stream);
   }
 
-  function setTyping(name) {
+  function setTyping(name, stream = null) {
     clearTimeout(state.timers.typing);
     state.typingFrom = name;
+    state.typingStream = name ? stream : null;
     if (name) state.timers.typing = setTimeout(() => setTyping(null), TYPING_EXPIRY_MS);
     updateTyping();
   }

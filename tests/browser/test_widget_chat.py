@@ -62,9 +62,11 @@ def test_customer_gets_a_streamed_answer_with_sources_and_rates_it(
     expect(answer).to_have_count(1)
     expect(answer.locator(".sources")).to_contain_text("Sources: ")
     expect(page.locator(".previews .item")).to_have_count(0)
-    expect(page.locator(".typing")).to_be_hidden()
+    # The answer ends the bot's typing notice, long before the notice expires.
+    expect(page.locator(".typing")).to_be_hidden(timeout=5_000)
     stored = received(frames, "message")[-1]
     assert stored["role"] == "bot"
+    assert [f["stream"] for f in received(frames, "typing")] == [stored["stream"]]
     assert received(frames, "bot.delta"), "the answer did not stream"
     assert stored["text"] in answer.locator(".bubble").inner_text()
 
