@@ -105,9 +105,42 @@ def append_message(
         token_count=count_tokens(text),
         metadata=metadata or {},
     )
-    transaction.on_commit(partial(metrics.message_stored, role))
     conversation.memory_tokens += message.token_count
     rows.save_counters(conversation)
+    _appended(conversation, message)
+    return message
+
+
+def _append_at_once(
+    role: str,
+    text: str,
+    *,
+    conversation_id: Any = None,
+    latest_of_visitor: Any = None,
+    open_only: bool = False,
+    client_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> tuple[Conversation, Message] | None:
+    """`append_message` with its lock, in one statement and no transaction of
+    the caller's (see `rows.append_at_once`); None when it cannot be done so."""
+    appended = rows.append_at_once(
+        conversation_id=conversation_id,
+        latest_of_visitor=latest_of_visitor,
+        open_only=open_only,
+        role=role,
+        text=text,
+        client_id=client_id,
+        token_count=count_tokens(text),
+        metadata=metadata or {},
+    )
+    if appended is not None:
+        _appended(*appended)
+    return appended
+
+
+def _appended(conversation: Conversation, message: Message) -> None:
+    """What follows every stored message, once it is committed."""
+    transaction.on_commit(partial(metrics.message_stored, message.role))
     live.send_after_commit(
         live.conversation_group(conversation.id),
         {
@@ -118,7 +151,6 @@ def append_message(
         },
     )
     _fold_memory_when_over_budget(conversation)
-    return message
 
 
 def _fold_memory_when_over_budget(conversation: Conversation) -> None:
@@ -168,6 +200,17 @@ def post_customer_message(visitor: Visitor, client_id: str, text: str) -> Posted
     reopened with the bot, keeping its history. With no conversation yet, one
     is started.
     """
+    # Most messages go to an open conversation: one statement, where the
+    # database can (the rest below is the general way).
+    appended = _append_at_once(
+        Message.Role.CUSTOMER,
+        text,
+        latest_of_visitor=visitor.pk,
+        open_only=True,
+        client_id=client_id,
+    )
+    if appended is not None:
+        return PostedMessage(appended[1], appended[0], True, False)
     with transaction.atomic():
         conversation, conversation_created = _current_conversation_locked(visitor)
         # A message sent again (a retry after a reconnect) breaks the unique
@@ -237,6 +280,12 @@ def store_bot_reply(
     from escalation.actions import escalate_locked
 
     metadata = {"author": {"name": get_bot_config().name}, **metadata}
+    if not escalate_reason:
+        appended = _append_at_once(
+            Message.Role.BOT, text, conversation_id=conversation_id, metadata=metadata
+        )
+        if appended is not None:
+            return appended[1]
     with transaction.atomic():
         conversation = lock_conversation(conversation_id)
         message = append_message(

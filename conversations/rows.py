@@ -9,6 +9,13 @@ so transactions, `on_commit` and the choice of database stay Django's; values
 go in through the fields' own adapters and come back through the same
 converters the ORM applies, so PostgreSQL and SQLite read alike.
 
+On PostgreSQL the common append (to an open conversation, with no hand-over
+to people) is one statement that also commits: updating the conversation's row
+takes the same lock the general way takes, and a data-modifying WITH inserts
+the message with the seq it just took. Fewer round trips matter beyond their
+own cost here: a database thread takes the interpreter's lock back after each
+one, and waits for it while the event loop runs.
+
 Everything else about conversations still goes through the ORM.
 """
 
@@ -16,6 +23,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Field, Model
 from django.db.models.expressions import Col
@@ -32,10 +40,14 @@ def _quote(name: str) -> str:
     return quoted
 
 
+def _field(model: type[Model], name: str) -> "Field[Any, Any]":
+    field: Field[Any, Any] = model._meta.get_field(name)  # type: ignore[assignment]
+    return field
+
+
 def _column(model: type[Model], name: str) -> str:
     """The quoted column of field `name` ("visitor" is "visitor_id")."""
-    field: Field[Any, Any] = model._meta.get_field(name)  # type: ignore[assignment]
-    return _quote(field.column)
+    return _quote(_field(model, name).column)
 
 
 @functools.cache
@@ -67,8 +79,7 @@ def _instance(model: type[Model], row: Sequence[Any]) -> Any:
 
 
 def _prep(model: type[Model], name: str, value: Any) -> Any:
-    field: Field[Any, Any] = model._meta.get_field(name)  # type: ignore[assignment]
-    return field.get_db_prep_save(value, connection)
+    return _field(model, name).get_db_prep_save(value, connection)
 
 
 def _lock_clause() -> str:
@@ -139,17 +150,14 @@ def insert_message(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         (message_id,) = cursor.fetchone()
-    message = Message(
-        id=message_id,
-        conversation=conversation,
-        seq=seq,
-        role=role,
-        text=text,
-        client_id=client_id,
-        token_count=token_count,
-        metadata=metadata,
-        created_at=now,
-    )
+    return _inserted(message_id, conversation, values)
+
+
+def _inserted(
+    message_id: int, conversation: Conversation, values: dict[str, Any]
+) -> Message:
+    """The Message just inserted with `values`; sends post_save as `create` does."""
+    message = Message(id=message_id, **{**values, "conversation": conversation})
     message._state.adding = False
     message._state.db = connection.alias
     post_save.send(
@@ -161,6 +169,114 @@ def insert_message(
         using=connection.alias,
     )
     return message
+
+
+# --- a whole append in one statement (PostgreSQL) -----------------------------
+
+APPEND_AT_ONCE_VENDORS = ("postgresql",)
+_MESSAGE_VALUES = (
+    "role",
+    "text",
+    "client_id",
+    "token_count",
+    "metadata",
+    "created_at",
+)
+
+
+def append_at_once(
+    *,
+    conversation_id: Any = None,
+    latest_of_visitor: Any = None,
+    open_only: bool = False,
+    role: str,
+    text: str,
+    client_id: str | None,
+    token_count: int,
+    metadata: dict[str, Any],
+) -> tuple[Conversation, Message] | None:
+    """Append a message in one statement: the conversation's row is updated
+    (which locks it, as `lock_conversation_row` would), its next seq taken,
+    the message inserted, and both read back, in one round trip that commits
+    on its own.
+
+    The conversation is `conversation_id`, or the newest of the visitor
+    `latest_of_visitor`; with `open_only`, one that is closed is left alone.
+    None when no such conversation was found (or the database cannot do
+    this): the caller then goes the general way, in a transaction. Only for
+    callers outside a transaction; sends post_save for the message.
+    """
+    if connection.vendor not in APPEND_AT_ONCE_VENDORS or connection.in_atomic_block:
+        return None
+    now = timezone.now()
+    by_visitor = latest_of_visitor is not None
+    try:
+        target = (
+            _prep(Conversation, "visitor", latest_of_visitor)
+            if by_visitor
+            else _prep(Conversation, "id", conversation_id)
+        )
+    except (ValueError, ValidationError):
+        return None  # no such conversation; the general way says so
+    values: dict[str, Any] = {
+        "role": role,
+        "text": text,
+        "client_id": client_id,
+        "token_count": token_count,
+        "metadata": metadata,
+        "created_at": now,
+    }
+    params = [token_count, _prep(Conversation, "updated_at", now), target]
+    if open_only:
+        params.append(Conversation.Status.CLOSED.value)
+    params += [_prep(Message, name, values[name]) for name in _MESSAGE_VALUES]
+    with connection.cursor() as cursor:
+        cursor.execute(_append_sql(connection.vendor, by_visitor, open_only), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    conversation: Conversation = _instance(Conversation, row[:-1])
+    values |= {"seq": conversation.last_seq}
+    return conversation, _inserted(row[-1], conversation, values)
+
+
+@functools.cache
+def _append_sql(vendor: str, by_visitor: bool, open_only: bool) -> str:
+    table = _quote(Conversation._meta.db_table)
+    conversation_id = _column(Conversation, "id")
+    last_seq = _column(Conversation, "last_seq")
+    tokens = _column(Conversation, "memory_tokens")
+    if by_visitor:
+        target = (
+            f"(SELECT {conversation_id} FROM {table}"
+            f" WHERE {_column(Conversation, 'visitor')} = %s"
+            f" ORDER BY {_column(Conversation, 'created_at')} DESC LIMIT 1)"
+        )
+    else:
+        target = "%s"
+    where = f"{conversation_id} = {target}"
+    if open_only:
+        where += f" AND {_column(Conversation, 'status')} <> %s"
+    columns, _ = _readers(Conversation, vendor)
+    fields = Conversation._meta.concrete_fields
+    read_back = ", ".join(f"c.{_quote(f.column)}" for f in fields)
+    # Typed, since a parameter in a SELECT list has no type of its own.
+    typed = ", ".join(
+        f"CAST(%s AS {_field(Message, name).db_type(connection)})"
+        for name in _MESSAGE_VALUES
+    )
+    inserted = ", ".join(
+        _column(Message, name) for name in ("conversation", "seq", *_MESSAGE_VALUES)
+    )
+    return (
+        f"WITH c AS (UPDATE {table} SET {last_seq} = {last_seq} + 1,"
+        f" {tokens} = {tokens} + %s, {_column(Conversation, 'updated_at')} = %s"
+        f" WHERE {where} RETURNING {columns}),"
+        f" m AS (INSERT INTO {_quote(Message._meta.db_table)} ({inserted})"
+        f" SELECT c.{conversation_id}, c.{last_seq}, {typed} FROM c"
+        f" RETURNING {_column(Message, 'id')})"
+        f" SELECT {read_back}, m.{_column(Message, 'id')} FROM c, m"
+    )
 
 
 def save_counters(conversation: Conversation) -> None:
