@@ -1,9 +1,12 @@
 """The base of our websocket consumers."""
 
+import logging
 from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
+
+logger = logging.getLogger(__name__)
 
 
 class PooledConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
@@ -14,10 +17,25 @@ class PooledConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     a thread hop per frame, on a thread whose connection these consumers never
     use. The pool's threads check their own connections around each call, so
     the hop is left out here.
+
+    A channel-layer event that fails (the database is unreachable while a
+    gap is filled, say) is logged and the socket stays open: a live event is
+    only the fast path, and what it carried is stored and replayed. Letting
+    the failure out would close the socket, and every tab of the conversation
+    would reconnect at once.
     """
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        if message["type"].startswith("websocket."):
+            await handler(message)
+            return
+        try:
+            await handler(message)
+        except Exception:
+            logger.exception(
+                "Live event failed; the socket stays open",
+                extra={"event": message["type"]},
+            )

@@ -254,3 +254,19 @@ async def test_a_new_tab_is_not_shown_typing_for_an_answer_stored_before_it(
     group = live.conversation_group(answer["conversation"])
     await live.asend(group, {"type": "conversation.typing", "frame": frame})
     assert await settle(late) == []
+
+
+async def test_a_live_event_that_fails_leaves_the_socket_open(
+    connect: Any, kb: Any
+) -> None:
+    widget = await connect()
+    await resume(widget)
+    frames = await ask(widget, "How do I change my PIN?")
+    group = live.conversation_group(frames[-1]["conversation"])
+    # An event this version cannot read: another version of the server during
+    # a rolling deploy, say. Its handler fails.
+    await live.asend(group, {"type": "conversation.message", "frame": {"seq": 9}})
+    assert await settle(widget) == []
+
+    answer = await ask(widget, "And how do I freeze my card?")
+    assert [f["seq"] for f in answer if f["type"] == "message"] == [3, 4]
