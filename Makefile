@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The server's settings follow the port: the demo page's origin may open the
+# widget's socket, and load_demo prints links to it.
+export PORT
 
 .PHONY: run test lint typecheck pytest install worker bench clean
 

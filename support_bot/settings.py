@@ -218,9 +218,11 @@ OFFLINE_STREAM_DELAY_MS = env.int("OFFLINE_STREAM_DELAY_MS", default=25)
 
 # --- The widget -------------------------------------------------------------
 
+# The port `make run` serves on: the demo page's origin, allowed by default.
+PORT = env.int("PORT", default=8000)
 WIDGET_ALLOWED_ORIGINS = env.list(
     "WIDGET_ALLOWED_ORIGINS",
-    default=["http://127.0.0.1:8000", "http://localhost:8000"],
+    default=[f"http://127.0.0.1:{PORT}", f"http://localhost:{PORT}"],
 )
 MAX_MESSAGE_CHARS = env.int("MAX_MESSAGE_CHARS", default=4000)
 # A burst of this many customer messages is allowed, refilled at this rate.

@@ -59,9 +59,9 @@ class Command(BaseCommand):
             )
         for title, text in DEMO_CANNED_REPLIES:
             CannedReply.objects.get_or_create(title=title, defaults={"text": text})
+        site = f"http://127.0.0.1:{settings.PORT}"
         self.stdout.write(
-            "Demo logins (admin: http://127.0.0.1:8000/admin/, "
-            "agent console: http://127.0.0.1:8000/agent/):"
+            f"Demo logins (admin: {site}/admin/, agent console: {site}/agent/):"
         )
         for username, password, is_superuser, name in DEMO_LOGINS:
             user_created = ensure_user(username, password, is_superuser, name)
