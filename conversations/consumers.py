@@ -314,6 +314,11 @@ class WidgetConsumer(PooledConsumer):
         if event["frame"]["status"] == Conversation.Status.WAITING:
             await self._send_queue_place()
 
+    async def conversation_queue(self, event: dict[str, Any]) -> None:
+        # Where the conversation stands in the queue changed (an agent was
+        # offered it): the customer sees a person is on the way.
+        await self._send_queue_place()
+
     async def _send_queue_place(self) -> None:
         from escalation.actions import queue_place
 

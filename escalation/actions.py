@@ -194,6 +194,11 @@ def route_escalation(escalation_id: int, *, exclude_user_id: int | None = None) 
                 "conversation": str(escalation.conversation_id),
             },
         )
+        # The customer may have been told nobody is online; someone is now.
+        live.send_after_commit(
+            live.conversation_group(escalation.conversation_id),
+            {"type": "conversation.queue"},
+        )
         _queue_changed()
     # An offer nobody claims is taken back by the sweep (sweep_escalations).
     logger.info(

@@ -271,6 +271,9 @@ class AgentConsumer(PooledConsumer):
     async def visitor_conversation(self, event: dict[str, Any]) -> None:
         return None
 
+    async def conversation_queue(self, event: dict[str, Any]) -> None:
+        return None  # consoles follow the queue through agents.queue
+
     # --- helpers ------------------------------------------------------------
 
     async def _send_queue(self) -> None:

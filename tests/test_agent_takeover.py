@@ -192,3 +192,20 @@ async def test_an_agents_first_reply_is_timed_once(connect: Any, kb: Any) -> Non
         await receive_type(console, "ack", client_id=f"r{n}")
 
     assert replies_timed() == before + 1
+
+
+async def test_the_customer_learns_when_someone_comes_online(
+    connect: Any, kb: Any
+) -> None:
+    widget = await connect()
+    await resume(widget)
+    await widget.send_json_to({"type": "request_human"})
+    told = await receive_until(widget, lambda f: f["type"] == "queue")
+    assert told[-1]["agents_online"] is False
+
+    dana = await sync_to_async(make_agent)("dana")
+    console = await open_console(dana)
+    await console.connect()  # signing in routes what is queued to her
+
+    offered = await receive_until(widget, lambda f: f["type"] == "queue")
+    assert (offered[-1]["agents_online"], offered[-1]["position"]) == (True, 1)
