@@ -276,6 +276,8 @@ def store_bot_reply(
 
     With `escalate_reason`, the conversation is handed to people in the same
     transaction, so the customer never sees the apology without the handover.
+    An answer that was being written when a person took over is still stored
+    (the customer watched it stream), but hands nothing over again.
     """
     from escalation.actions import escalate_locked
 

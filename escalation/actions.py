@@ -80,12 +80,25 @@ def escalate_locked(
     detail: str = "",
     confidence: Any = None,
     announce: bool = True,
-) -> Escalation:
+) -> Escalation | None:
     """Hand `conversation` to people. Precondition: its row is locked.
 
     `announce` adds a notice for the customer; callers whose own message
-    already says a person is coming pass False.
+    already says a person is coming pass False. A conversation already
+    waiting for or with a person is left as it is, and None returned: an
+    answer the bot was writing when the customer asked for a person, or when
+    an agent took over, can end in a hand-over of its own.
     """
+    if conversation.status in (
+        Conversation.Status.WAITING,
+        Conversation.Status.HUMAN,
+    ):
+        logger.info(
+            "Not escalated (%s): already with people",
+            reason,
+            extra={"conversation_id": str(conversation.id), "reason": reason},
+        )
+        return None
     escalation = Escalation.objects.create(
         conversation=conversation,
         reason=reason,

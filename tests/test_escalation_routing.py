@@ -146,3 +146,37 @@ def test_only_the_owner_may_reply_resolve_or_hand_back(transactional_db: None) -
         with pytest.raises(ActionError) as refused:
             act()
         assert refused.value.code == "not_owner"
+
+
+def test_an_answer_that_hands_over_after_the_customer_asked_opens_nothing_more(
+    transactional_db: None,
+) -> None:
+    # The bot was still writing its answer when the customer asked for a
+    # person (nobody online): the answer's own hand-over finds it waiting.
+    escalation = escalate_new_conversation()
+    conversation = escalation.conversation
+
+    conversation_actions.store_bot_reply(
+        conversation.id, "I'm not sure.", {}, escalate_reason="no_answer"
+    )
+
+    assert Escalation.objects.count() == 1
+    conversation.refresh_from_db()
+    assert conversation.status == "waiting"
+    assert Message.objects.filter(text=actions.NOBODY_NOTICE).count() == 1
+
+
+def test_an_answer_that_hands_over_after_an_agent_took_over_changes_nothing(
+    transactional_db: None,
+) -> None:
+    dana = make_agent("dana")
+    escalation = escalate_new_conversation()  # offered to Dana on commit
+    actions.claim_conversation(dana, escalation.conversation_id)
+
+    conversation_actions.store_bot_reply(
+        escalation.conversation_id, "I'm not sure.", {}, escalate_reason="no_answer"
+    )
+
+    conversation = Conversation.objects.get(pk=escalation.conversation_id)
+    assert (conversation.status, conversation.agent) == ("human", dana)
+    assert list(Escalation.objects.values_list("status", flat=True)) == ["claimed"]
