@@ -43,6 +43,13 @@ class VisitorSession:
     token: str
     conversation: Conversation | None
     is_new: bool
+    # The streams of the conversation's newest stored messages: their pieces
+    # and typing notices can still be on their way on the channel layer.
+    settled_streams: tuple[str, ...] = ()
+
+
+# More than enough: streamed pieces trail their stored answer by milliseconds.
+SETTLED_STREAMS = 16
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,13 @@ def open_visitor_session(token: str | None) -> VisitorSession:
         if visitor is not None:
             Visitor.objects.filter(pk=visitor.pk).update(last_seen_at=timezone.now())
             conversation = visitor.conversations.order_by("-created_at").first()
-            return VisitorSession(visitor, token, conversation, is_new=False)
+            streams: tuple[str, ...] = ()
+            if conversation is not None:
+                newest = conversation.messages.order_by("-seq").values_list(
+                    "metadata", flat=True
+                )[:SETTLED_STREAMS]
+                streams = tuple(m["stream"] for m in newest if m.get("stream"))
+            return VisitorSession(visitor, token, conversation, False, streams)
 
     token = Visitor.new_token()
     visitor = Visitor.objects.create(token_hash=hash_token(token))

@@ -68,9 +68,6 @@ class WidgetConsumer(PooledConsumer):
     # None until hello; then the conversation's last seq at that moment, so
     # the socket is live from there and `resume` replays what came before.
     sent_seq: int | None = None
-    # Answers to questions before this seq were stored before this socket caught
-    # up; their streamed pieces can still trail on the layer and are dropped.
-    live_from_seq = 0
 
     async def connect(self) -> None:
         self.deliver_lock = asyncio.Lock()
@@ -129,9 +126,10 @@ class WidgetConsumer(PooledConsumer):
         await self._join(live.visitor_group(session.visitor.id))
         conversation = session.conversation
         # Live from here on; `resume` adds what came before.
-        self.sent_seq = self.live_from_seq = (
-            conversation.last_seq if conversation else 0
-        )
+        self.sent_seq = conversation.last_seq if conversation else 0
+        # Answers stored before this socket went live: pieces of them still
+        # on the layer are not shown.
+        self.settled_streams.extend(session.settled_streams)
         if conversation is not None:
             await self._join_conversation(conversation.id)
         await self.send_json(
@@ -152,9 +150,12 @@ class WidgetConsumer(PooledConsumer):
         agent: dict[str, str] | None = None
         async with self.deliver_lock:
             if self.conversation_id is not None:
-                # What came before this socket went live; later messages have
-                # been or will be sent live, so this never sends one twice.
+                # What the client asked for, up to what this socket has sent;
+                # later messages are sent live.
                 await self._send_stored(after_seq, self.sent_seq or 0, replay=True)
+                # And what was stored after hello read the conversation but
+                # before the socket joined its group, so was not sent live.
+                await self._send_stored_after(self.sent_seq or 0, replay=False)
                 status, last_seq, agent = await db_async(conversation_status)(
                     self.conversation_id
                 )
@@ -291,7 +292,6 @@ class WidgetConsumer(PooledConsumer):
         if (
             frame["stream"] not in self.own_streams
             and frame["stream"] not in self.settled_streams
-            and frame["reply_to"] >= self.live_from_seq
         ):
             await self.send_json(frame)
 
@@ -300,12 +300,10 @@ class WidgetConsumer(PooledConsumer):
         if frame.get("role") == "customer":
             return
         # The bot's notice can trail its answer on the layer: the asking
-        # socket gets the answer directly, and a socket that caught up after
-        # the answer was stored never saw it. The answer ended the notice.
-        if frame.get("stream") is not None and (
-            frame["stream"] in self.settled_streams
-            or frame["reply_to"] < self.live_from_seq
-        ):
+        # socket gets the answer directly, and a socket that said hello just
+        # after the answer was stored has it among the settled streams. The
+        # answer ended the notice.
+        if frame.get("stream") in self.settled_streams:
             return
         await self.send_json(frame)
 

@@ -9,6 +9,7 @@ from conversations import actions, replies
 from conversations.models import Conversation, Message
 from support_bot import live
 from support_bot.db import db_async
+from tests.fake_llm import Reply
 from tests.widget import (
     ask,
     new_client_id,
@@ -270,3 +271,83 @@ async def test_a_live_event_that_fails_leaves_the_socket_open(
 
     answer = await ask(widget, "And how do I freeze my card?")
     assert [f["seq"] for f in answer if f["type"] == "message"] == [3, 4]
+
+
+def store_without_live_event(conversation_id: Any, text: str) -> None:
+    """A message whose live event this socket never gets: one committed after
+    its hello read the conversation but before it joined the conversation's
+    group, say."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        locked = Conversation.objects.select_for_update().get(pk=conversation_id)
+        locked.last_seq += 1
+        locked.save()
+        Message.objects.create(
+            conversation=locked, seq=locked.last_seq, role="system", text=text
+        )
+
+
+async def test_resume_sends_what_was_stored_while_the_socket_joined(
+    connect: Any, kb: Any
+) -> None:
+    first = await connect()
+    await resume(first)
+    answer = (await ask(first, "How do I change my PIN?"))[-1]
+    late = await connect(token=first.welcome["token"])
+    assert late.welcome["last_seq"] == 2
+    await db_async(store_without_live_event)(answer["conversation"], "in between")
+
+    frames = await resume(late, after_seq=0)
+
+    sent = [(f["seq"], f["replay"]) for f in frames if f["type"] == "message"]
+    assert sent == [(1, True), (2, True), (3, False)]
+
+
+async def test_resume_sends_each_message_asked_for_once(connect: Any, kb: Any) -> None:
+    first = await connect()
+    await resume(first)
+    await ask(first, "How do I change my PIN?")
+    second = await connect(token=first.welcome["token"])
+    # Before the second socket resumes, a new question and its answer
+    # reach it live.
+    await ask(first, "And how do I freeze my card?")
+    live = await receive_until(
+        second, lambda f: f["type"] == "message" and f["role"] == "bot"
+    )
+
+    assert [f["seq"] for f in live if f["type"] == "message"] == [3, 4]
+
+    frames = await resume(second, after_seq=0) + await settle(second)
+
+    sent = [(f["seq"], f["replay"]) for f in frames if f["type"] == "message"]
+    assert sent == [(1, True), (2, True), (3, True), (4, True)]
+
+
+async def test_a_tab_that_opens_mid_answer_sees_it_stream(
+    connect: Any, kb: Any, llm: Any
+) -> None:
+    card = kb["How long does a new card take to arrive?"].id
+    chunks = ["Your card ", "arrives in ", f"3 to 5 working days [A{card}]."]
+    llm.script(Reply(chunks=chunks, delay=0.5, chunk_delay=0.3), Reply(chunks=["Yes."]))
+    first = await connect()
+    await resume(first)
+    for text in ("Where's my card?", "Is it on its way?"):
+        await first.send_json_to(
+            {"type": "message", "client_id": new_client_id(), "text": text}
+        )
+        await receive_until(first, lambda f: f["type"] == "ack")
+    # The first question is still being answered when the other tab opens,
+    # after the second question.
+    other = await connect(token=first.welcome["token"])
+    assert other.welcome["last_seq"] == 2
+    await resume(other, after_seq=2)
+
+    frames = await receive_until(
+        other, lambda f: f["type"] == "message" and f["role"] == "bot"
+    )
+
+    answer = frames[-1]
+    assert answer["reply_to"] == 1
+    deltas = [f for f in frames if f["type"] == "bot.delta"]
+    assert deltas and all(f["stream"] == answer["stream"] for f in deltas)
