@@ -284,6 +284,8 @@ async def _answer(
         metrics.llm_error(error.kind)
         metrics.bot_answer_finished("interrupted")
         await live_text.finish()
+        # The typing notice goes out before the apology that ends it.
+        await typing
         return await _store_failure(ctx, stream_id, error, live_text.text, started)
     finally:
         await live_text.finish()

@@ -32,6 +32,9 @@
   const TYPING_IDLE_MS = 4000;
   // A typing frame whose "stopped" never came (an agent closed the tab).
   const TYPING_EXPIRY_MS = 15000;
+  // A streamed answer whose pieces stopped and whose message never came (its
+  // server stopped mid-answer). The model's own deadline is far shorter.
+  const PREVIEW_EXPIRY_MS = 60000;
 
   // Citation markers in the forms the server strips from stored answers.
   const CITATION = /[ \t]*\[\s*A\d+(?:\s*[,;]\s*A\d+)*\s*\]/gi;
@@ -653,6 +656,8 @@
       ui.previews.append(preview.el);
     }
     if (frame.index === 0) preview.raw = '';
+    clearTimeout(preview.timer);
+    preview.timer = setTimeout(() => dropPreview(frame.stream), PREVIEW_EXPIRY_MS);
     preview.raw += String(frame.text ?? '');
     preview.textEl.textContent = withoutCitations(preview.raw);
     state.newest = preview.el;
@@ -921,6 +926,7 @@
   function dropPreview(stream) {
     const preview = state.previews.get(stream);
     if (!preview) return;
+    clearTimeout(preview.timer);
     preview.el.remove();
     state.previews.delete(stream);
     updateTyping();

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import BrowserContext, Dialog, Locator, Page, expect
+from playwright.sync_api import (
+    BrowserContext,
+    Dialog,
+    Locator,
+    Page,
+    WebSocketRoute,
+    expect,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -193,3 +200,43 @@ FOCUSED_LABEL_JS = """() => {
   if (document.activeElement !== host) return null;
   return host.shadowRoot.activeElement?.getAttribute('aria-label') ?? null;
 }"""
+
+
+def test_an_answer_whose_message_never_comes_does_not_linger(
+    context: BrowserContext,
+) -> None:
+    # As if the server stopped between the last piece and storing the answer:
+    # the stored message is held back on its way to the page.
+    held: list[dict[str, Any]] = []
+
+    def relay(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def from_server(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if frame.get("type") == "message" and frame.get("role") == "bot":
+                held.append(frame)
+                return
+            ws.send(message)
+
+        server.on_message(from_server)
+        ws.on_message(server.send)
+
+    page = context.new_page()
+    page.clock.install()
+    page.route_web_socket("**/ws/widget/", relay)
+    page.goto("/")
+    open_widget(page)
+    send(page, CARD_QUESTION)
+    expect(page.locator(".previews .item")).to_have_count(1)
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(100)
+    assert held, "the answer was never stored"
+    expect(page.locator(".previews .item")).to_have_count(1)
+
+    page.clock.fast_forward("01:05")
+
+    expect(page.locator(".previews .item")).to_have_count(0, timeout=5_000)
+    expect(page.locator(".typing")).to_be_hidden(timeout=5_000)
