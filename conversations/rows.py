@@ -93,27 +93,25 @@ def _lock_clause() -> str:
 
 def lock_conversation_row(conversation_id: Any) -> Conversation | None:
     """The conversation, its row locked until the transaction ends."""
-    columns, _ = _readers(Conversation, connection.vendor)
-    sql = (
-        f"SELECT {columns} FROM {_quote(Conversation._meta.db_table)}"
-        f" WHERE {_column(Conversation, 'id')} = %s{_lock_clause()}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [_prep(Conversation, "id", conversation_id)])
-        row = cursor.fetchone()
-    return None if row is None else _instance(Conversation, row)
+    where = f"{_column(Conversation, 'id')} = %s"
+    return _lock_one(where, _prep(Conversation, "id", conversation_id))
 
 
 def lock_latest_conversation(visitor_id: Any) -> Conversation | None:
     """The visitor's newest conversation, its row locked, or None."""
-    columns, _ = _readers(Conversation, connection.vendor)
-    sql = (
-        f"SELECT {columns} FROM {_quote(Conversation._meta.db_table)}"
-        f" WHERE {_column(Conversation, 'visitor')} = %s"
-        f" ORDER BY {_column(Conversation, 'created_at')} DESC LIMIT 1{_lock_clause()}"
+    where = (
+        f"{_column(Conversation, 'visitor')} = %s"
+        f" ORDER BY {_column(Conversation, 'created_at')} DESC LIMIT 1"
     )
+    return _lock_one(where, _prep(Conversation, "visitor", visitor_id))
+
+
+def _lock_one(where: str, param: Any) -> Conversation | None:
+    columns, _ = _readers(Conversation, connection.vendor)
+    table = _quote(Conversation._meta.db_table)
+    sql = f"SELECT {columns} FROM {table} WHERE {where}{_lock_clause()}"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [_prep(Conversation, "visitor", visitor_id)])
+        cursor.execute(sql, [param])
         row = cursor.fetchone()
     return None if row is None else _instance(Conversation, row)
 
@@ -129,16 +127,10 @@ def insert_message(
     metadata: dict[str, Any],
 ) -> Message:
     """INSERT one message; sends post_save as `Message.objects.create` does."""
-    now = timezone.now()
     values = {
         "conversation": conversation.pk,
         "seq": seq,
-        "role": role,
-        "text": text,
-        "client_id": client_id,
-        "token_count": token_count,
-        "metadata": metadata,
-        "created_at": now,
+        **_message_values(role, text, client_id, token_count, metadata),
     }
     sql = "INSERT INTO {} ({}) VALUES ({}) RETURNING {}".format(
         _quote(Message._meta.db_table),
@@ -151,6 +143,25 @@ def insert_message(
         cursor.execute(sql, params)
         (message_id,) = cursor.fetchone()
     return _inserted(message_id, conversation, values)
+
+
+def _message_values(
+    role: str,
+    text: str,
+    client_id: str | None,
+    token_count: int,
+    metadata: dict[str, Any],
+    now: Any = None,
+) -> dict[str, Any]:
+    """A new message's fields but its conversation and seq, by field name."""
+    return {
+        "role": role,
+        "text": text,
+        "client_id": client_id,
+        "token_count": token_count,
+        "metadata": metadata,
+        "created_at": now or timezone.now(),
+    }
 
 
 def _inserted(
@@ -218,14 +229,7 @@ def append_at_once(
         )
     except (ValueError, ValidationError):
         return None  # no such conversation; the general way says so
-    values: dict[str, Any] = {
-        "role": role,
-        "text": text,
-        "client_id": client_id,
-        "token_count": token_count,
-        "metadata": metadata,
-        "created_at": now,
-    }
+    values = _message_values(role, text, client_id, token_count, metadata, now)
     params = [token_count, _prep(Conversation, "updated_at", now), target]
     if open_only:
         params.append(Conversation.Status.CLOSED.value)

@@ -4,6 +4,7 @@ import asyncio
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.db import transaction
 
 from conversations import actions, replies
 from conversations.models import Conversation, Message
@@ -18,6 +19,19 @@ from tests.widget import (
     settle,
     stored_frames,
 )
+
+
+def store_without_live_event(conversation_id: Any, text: str) -> None:
+    """A message whose live event a socket never gets: the layer dropped it,
+    or it was committed after the socket's hello read the conversation but
+    before the socket joined the conversation's group."""
+    with transaction.atomic():
+        locked = Conversation.objects.select_for_update().get(pk=conversation_id)
+        locked.last_seq += 1
+        locked.save()
+        Message.objects.create(
+            conversation=locked, seq=locked.last_seq, role="system", text=text
+        )
 
 
 async def test_reconnect_replays_missed_messages(connect: Any, kb: Any) -> None:
@@ -85,20 +99,8 @@ async def test_socket_fills_a_gap_left_by_a_lost_live_event(
     await resume(widget)
     await ask(widget, "How do I change my PIN?")
     conversation = await Conversation.objects.aget()
-
-    def store_without_live_event() -> None:
-        # As if the channel layer dropped the event for seq 3.
-        from django.db import transaction
-
-        with transaction.atomic():
-            locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
-            locked.last_seq += 1
-            locked.save()
-            Message.objects.create(
-                conversation=locked, seq=locked.last_seq, role="system", text="lost"
-            )
-
-    await db_async(store_without_live_event)()
+    # As if the channel layer dropped the event for seq 3.
+    await db_async(store_without_live_event)(conversation.pk, "lost")
     await widget.send_json_to(
         {"type": "message", "client_id": new_client_id(), "text": "I lost my card"}
     )
@@ -271,21 +273,6 @@ async def test_a_live_event_that_fails_leaves_the_socket_open(
 
     answer = await ask(widget, "And how do I freeze my card?")
     assert [f["seq"] for f in answer if f["type"] == "message"] == [3, 4]
-
-
-def store_without_live_event(conversation_id: Any, text: str) -> None:
-    """A message whose live event this socket never gets: one committed after
-    its hello read the conversation but before it joined the conversation's
-    group, say."""
-    from django.db import transaction
-
-    with transaction.atomic():
-        locked = Conversation.objects.select_for_update().get(pk=conversation_id)
-        locked.last_seq += 1
-        locked.save()
-        Message.objects.create(
-            conversation=locked, seq=locked.last_seq, role="system", text=text
-        )
 
 
 async def test_resume_sends_what_was_stored_while_the_socket_joined(
