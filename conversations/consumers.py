@@ -8,7 +8,6 @@ database, so a live event lost on the way costs nothing.
 """
 
 import asyncio
-import json
 import logging
 import math
 from collections import deque
@@ -50,6 +49,15 @@ def messages_after(conversation_id: Any, after_seq: int, limit: int) -> list[Mes
         Message.objects.filter(conversation_id=conversation_id, seq__gt=after_seq)
         .select_related("feedback")
         .order_by("seq")[:limit]
+    )
+
+
+def latest_conversation_id(visitor_id: Any) -> Any:
+    return (
+        Conversation.objects.filter(visitor_id=visitor_id)
+        .order_by("-created_at")
+        .values_list("id", flat=True)
+        .first()
     )
 
 
@@ -149,6 +157,14 @@ class WidgetConsumer(PooledConsumer):
         status, last_seq = Conversation.Status.BOT.value, 0
         agent: dict[str, str] | None = None
         async with self.deliver_lock:
+            if self.conversation_id is None and self.visitor is not None:
+                # Another tab may have started the visitor's first conversation
+                # after this socket's hello looked, its notice sent before this
+                # socket was listening.
+                started = await db_async(latest_conversation_id)(self.visitor.pk)
+                if started is not None:
+                    await self._join_conversation(started)
+                    self.sent_seq = 0
             if self.conversation_id is not None:
                 # What the client asked for, up to what this socket has sent;
                 # later messages are sent live.
@@ -406,17 +422,3 @@ class WidgetConsumer(PooledConsumer):
     async def _join(self, group: str) -> None:
         await self.channel_layer.group_add(group, self.channel_name)
         self.groups_joined.append(group)
-
-    async def send_json(self, content: dict[str, Any]) -> None:
-        if self.closed:
-            return
-        try:
-            await self.send(text_data=_dumps(content))
-        except OSError:
-            # The client went away before the server noticed (uvicorn raises
-            # ClientDisconnected, an OSError); disconnect() follows.
-            self.closed = True
-
-
-def _dumps(content: dict[str, Any]) -> str:
-    return json.dumps(content, ensure_ascii=False, separators=(",", ":"))

@@ -6,7 +6,6 @@ after a reconnect, so, as for the widget, the database is the guarantee and
 the channel layer the fast path.
 """
 
-import json
 import logging
 import uuid
 from typing import Any
@@ -285,9 +284,6 @@ class AgentConsumer(PooledConsumer):
     async def _join(self, group: str) -> None:
         await self.channel_layer.group_add(group, self.channel_name)
         self.groups_joined.append(group)
-
-    async def send_json(self, content: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(content, ensure_ascii=False))
 
 
 def _conversation(frame: dict[str, Any]) -> str:

@@ -1,5 +1,6 @@
 """The base of our websocket consumers."""
 
+import json
 import logging
 from typing import Any
 
@@ -25,6 +26,30 @@ class PooledConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     would reconnect at once.
     """
 
+    # Set once the socket is gone; later sends are dropped.
+    closed = False
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        self.closed = True
+        await super().websocket_disconnect(message)
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        """Send a frame, unless the socket has gone away meanwhile.
+
+        An answer or a live event can finish after its socket closed: the
+        client left (uvicorn raises ClientDisconnected, an OSError) or the
+        server closed it, say for missed keepalive pings (then the ASGI
+        server refuses the send with a RuntimeError). Either way the frame
+        has nowhere to go, and what it carried is stored and replayed.
+        """
+        if self.closed:
+            return
+        try:
+            await self.send(text_data=_dumps(content))
+        except (OSError, RuntimeError):
+            logger.info("A frame for a closed socket was dropped")
+            self.closed = True
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
@@ -39,3 +64,7 @@ class PooledConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 "Live event failed; the socket stays open",
                 extra={"event": message["type"]},
             )
+
+
+def _dumps(content: dict[str, Any]) -> str:
+    return json.dumps(content, ensure_ascii=False, separators=(",", ":"))

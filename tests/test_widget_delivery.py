@@ -7,7 +7,7 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 
 from conversations import actions, replies
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, Visitor
 from support_bot import live
 from support_bot.db import db_async
 from tests.fake_llm import Reply
@@ -338,3 +338,31 @@ async def test_a_tab_that_opens_mid_answer_sees_it_stream(
     assert answer["reply_to"] == 1
     deltas = [f for f in frames if f["type"] == "bot.delta"]
     assert deltas and all(f["stream"] == answer["stream"] for f in deltas)
+
+
+async def test_resume_finds_a_first_conversation_started_while_the_tab_said_hello(
+    connect: Any, kb: Any
+) -> None:
+    first = await connect()
+    late = await connect(token=first.welcome["token"])
+    assert late.welcome["conversation"] is None
+
+    def start_without_live_event() -> Any:
+        # The other tab's first message, its notice sent before this socket
+        # was listening.
+        conversation = Conversation.objects.create(visitor=Visitor.objects.get())
+        store_without_live_event(conversation.pk, "Hello?")
+        return conversation.pk
+
+    conversation_id = str(await db_async(start_without_live_event)())
+    frames = await resume(late, after_seq=0)
+
+    sent = [(f["seq"], f["text"]) for f in frames if f["type"] == "message"]
+    assert sent == [(1, "Hello?")]
+    assert frames[-1]["conversation"] == conversation_id
+    # And it is live in that conversation from now on.
+    await ask(first, "How do I change my PIN?")
+    answer = await receive_until(
+        late, lambda f: f["type"] == "message" and f["role"] == "bot"
+    )
+    assert answer[-1]["conversation"] == conversation_id
