@@ -271,15 +271,7 @@ class WidgetConsumer(PooledConsumer):
         if self.conversation_id != str(conversation.id):
             await self._join_conversation(conversation.id)
             self.sent_seq = self.sent_seq or 0
-        await self.send_json(
-            {
-                "type": "status",
-                "conversation": str(conversation.id),
-                "status": conversation.status,
-                "reason": "customer_request",
-                "agent": None,
-            }
-        )
+        await self._send_status(conversation.status, "customer_request")
         async with self.deliver_lock:
             if self.sent_seq is not None:
                 await self._send_stored_after(self.sent_seq, replay=False)
@@ -324,9 +316,30 @@ class WidgetConsumer(PooledConsumer):
         await self.send_json(frame)
 
     async def conversation_status(self, event: dict[str, Any]) -> None:
-        await self.send_json(event["frame"])
-        if event["frame"]["status"] == Conversation.Status.WAITING:
+        frame = event["frame"]
+        status = await self._send_status(frame["status"], frame.get("reason"))
+        if status == Conversation.Status.WAITING:
             await self._send_queue_place()
+
+    async def _send_status(self, changed_to: str, reason: str | None) -> str:
+        """A `status` frame with the conversation's stored status.
+
+        Status frames carry no seq, and changes made on two web processes can
+        reach a socket in either order ("waiting" after "human"): each frame
+        says what is stored when it is sent, so the last one is right. The
+        reason is the change's, when the stored status is still that change.
+        """
+        status, _, agent = await db_async(conversation_status)(self.conversation_id)
+        await self.send_json(
+            {
+                "type": "status",
+                "conversation": self.conversation_id,
+                "status": status,
+                "reason": reason if status == changed_to else None,
+                "agent": agent,
+            }
+        )
+        return status
 
     async def conversation_queue(self, event: dict[str, Any]) -> None:
         # Where the conversation stands in the queue changed (an agent was

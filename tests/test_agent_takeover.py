@@ -6,6 +6,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 
 from conversations.models import Conversation
+from support_bot import live
 from tests.agents import make_agent, open_console, receive_type
 from tests.widget import ask, new_client_id, receive_until, resume, settle
 
@@ -209,3 +210,33 @@ async def test_the_customer_learns_when_someone_comes_online(
 
     offered = await receive_until(widget, lambda f: f["type"] == "queue")
     assert (offered[-1]["agents_online"], offered[-1]["position"]) == (True, 1)
+
+
+async def test_a_status_change_that_arrives_late_does_not_undo_a_later_one(
+    connect: Any, kb: Any
+) -> None:
+    widget = await connect()
+    await resume(widget)
+    await ask(widget, "How do I change my PIN?")
+    await widget.send_json_to({"type": "request_human"})
+    dana = await sync_to_async(make_agent)("dana")
+    console = await open_console(dana)
+    await console.connect()
+    conversation = (await receive_type(console, "queue"))["items"][0]["conversation"]
+    await console.send_json_to({"type": "claim", "conversation": conversation})
+    await receive_until(
+        widget, lambda f: f["type"] == "status" and f["status"] == "human"
+    )
+    await settle(widget)
+
+    # The "waiting" of the request, delivered after the claim (it was
+    # published by another, busier web process, say).
+    frame = {"type": "status", "conversation": conversation, "status": "waiting"}
+    frame |= {"reason": "customer_request", "agent": None}
+    group = live.conversation_group(conversation)
+    await live.asend(group, {"type": "conversation.status", "frame": frame})
+
+    shown = [f for f in await settle(widget) if f["type"] == "status"]
+    assert [(f["status"], f["agent"], f["reason"]) for f in shown] == [
+        ("human", {"name": "Dana"}, None)
+    ]
