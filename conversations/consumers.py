@@ -79,6 +79,7 @@ class WidgetConsumer(PooledConsumer):
 
     async def connect(self) -> None:
         self.deliver_lock = asyncio.Lock()
+        self.last_status: dict[str, Any] | None = None
         self.groups_joined: list[str] = []
         # Streams this socket asked for; their layer copies are skipped. Bounded:
         # a stream's last layer copies can trail its stored answer.
@@ -330,15 +331,18 @@ class WidgetConsumer(PooledConsumer):
         reason is the change's, when the stored status is still that change.
         """
         status, _, agent = await db_async(conversation_status)(self.conversation_id)
-        await self.send_json(
-            {
-                "type": "status",
-                "conversation": self.conversation_id,
-                "status": status,
-                "reason": reason if status == changed_to else None,
-                "agent": agent,
-            }
-        )
+        frame = {
+            "type": "status",
+            "conversation": self.conversation_id,
+            "status": status,
+            "reason": reason if status == changed_to else None,
+            "agent": agent,
+        }
+        # The asking socket hears of its own request directly and again
+        # through the layer; the second says nothing new.
+        if frame != self.last_status:
+            self.last_status = frame
+            await self.send_json(frame)
         return status
 
     async def conversation_queue(self, event: dict[str, Any]) -> None:

@@ -240,3 +240,16 @@ async def test_a_status_change_that_arrives_late_does_not_undo_a_later_one(
     assert [(f["status"], f["agent"], f["reason"]) for f in shown] == [
         ("human", {"name": "Dana"}, None)
     ]
+
+
+async def test_asking_for_a_person_says_so_once(connect: Any, kb: Any) -> None:
+    widget = await connect()
+    await resume(widget)
+    await ask(widget, "How do I change my PIN?")
+
+    await widget.send_json_to({"type": "request_human"})
+
+    statuses = [f for f in await settle(widget) if f["type"] == "status"]
+    assert [(f["status"], f["reason"]) for f in statuses] == [
+        ("waiting", "customer_request")
+    ]
