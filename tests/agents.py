@@ -49,3 +49,26 @@ async def receive_type(
         frame: dict[str, Any] = await console.receive_json_from(timeout=10)
         if frame["type"] == kind and all(frame.get(k) == v for k, v in match.items()):
             return frame
+
+
+async def take_over(
+    widget: WebsocketCommunicator, username: str = "dana"
+) -> tuple[WebsocketCommunicator, str]:
+    """The customer asks for a person; a new agent signs in and claims the
+    conversation. Returns the agent's console and the conversation's id."""
+    from tests.widget import receive_until
+
+    await widget.send_json_to({"type": "request_human"})
+    agent = await sync_to_async(make_agent)(username)
+    console = await open_console(agent)
+    await console.connect()
+    # The queue snapshot on connecting already names it; a live "assigned"
+    # event sent while the socket's subscription is being set up can be lost.
+    conversation = str(
+        (await receive_type(console, "queue"))["items"][0]["conversation"]
+    )
+    await console.send_json_to({"type": "claim", "conversation": conversation})
+    await receive_until(
+        widget, lambda f: f["type"] == "status" and f["status"] == "human"
+    )
+    return console, conversation

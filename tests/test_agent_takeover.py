@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 
 from conversations.models import Conversation
 from support_bot import live
-from tests.agents import make_agent, open_console, receive_type
+from tests.agents import make_agent, open_console, receive_type, take_over
 from tests.widget import ask, new_client_id, receive_until, resume, settle
 
 
@@ -105,18 +105,7 @@ async def test_notes_never_reach_the_customer(connect: Any, kb: Any) -> None:
 async def test_hand_back_lets_the_bot_answer_again(connect: Any, kb: Any) -> None:
     widget = await connect()
     await resume(widget)
-    await widget.send_json_to({"type": "request_human"})
-    dana = await sync_to_async(make_agent)("dana")
-    console = await open_console(dana)
-    await console.connect()
-    # The queue snapshot on connecting already names it; a live "assigned"
-    # event sent while the socket's subscription is being set up can be lost.
-    queue = await receive_type(console, "queue")
-    conversation = queue["items"][0]["conversation"]
-    await console.send_json_to({"type": "claim", "conversation": conversation})
-    await receive_until(
-        widget, lambda f: f["type"] == "status" and f["status"] == "human"
-    )
+    console, conversation = await take_over(widget)
 
     await console.send_json_to({"type": "hand_back", "conversation": conversation})
 
@@ -218,21 +207,13 @@ async def test_a_status_change_that_arrives_late_does_not_undo_a_later_one(
     widget = await connect()
     await resume(widget)
     await ask(widget, "How do I change my PIN?")
-    await widget.send_json_to({"type": "request_human"})
-    dana = await sync_to_async(make_agent)("dana")
-    console = await open_console(dana)
-    await console.connect()
-    conversation = (await receive_type(console, "queue"))["items"][0]["conversation"]
-    await console.send_json_to({"type": "claim", "conversation": conversation})
-    await receive_until(
-        widget, lambda f: f["type"] == "status" and f["status"] == "human"
-    )
+    _, conversation = await take_over(widget)
     await settle(widget)
 
     # The "waiting" of the request, delivered after the claim (it was
     # published by another, busier web process, say).
-    frame = {"type": "status", "conversation": conversation, "status": "waiting"}
-    frame |= {"reason": "customer_request", "agent": None}
+    frame: dict[str, Any] = {"type": "status", "conversation": conversation}
+    frame |= {"status": "waiting", "reason": "customer_request", "agent": None}
     group = live.conversation_group(conversation)
     await live.asend(group, {"type": "conversation.status", "frame": frame})
 
