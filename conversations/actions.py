@@ -70,9 +70,9 @@ def open_visitor_session(token: str | None) -> VisitorSession:
             streams: tuple[str, ...] = ()
             if conversation is not None:
                 newest = conversation.messages.order_by("-seq").values_list(
-                    "metadata", flat=True
+                    "metadata__stream", flat=True
                 )[:SETTLED_STREAMS]
-                streams = tuple(m["stream"] for m in newest if m.get("stream"))
+                streams = tuple(s for s in newest if isinstance(s, str) and s)
             return VisitorSession(visitor, token, conversation, False, streams)
 
     token = Visitor.new_token()

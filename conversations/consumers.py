@@ -84,8 +84,7 @@ class WidgetConsumer(PooledConsumer):
         # Streams this socket asked for; their layer copies are skipped. Bounded:
         # a stream's last layer copies can trail its stored answer.
         self.own_streams: deque[str] = deque(maxlen=16)
-        self.settled_streams: deque[str] = deque(maxlen=16)
-        self.closed = False
+        self.settled_streams: deque[str] = deque(maxlen=actions.SETTLED_STREAMS)
         await self.accept()
         metrics.socket_opened("widget")
         self.hello_timer = asyncio.create_task(self._close_without_hello())
@@ -96,7 +95,6 @@ class WidgetConsumer(PooledConsumer):
             await self.close(code=NO_HELLO_CLOSE_CODE)
 
     async def disconnect(self, code: int) -> None:
-        self.closed = True
         self.hello_timer.cancel()
         metrics.socket_closed("widget")
         for group in self.groups_joined:

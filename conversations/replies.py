@@ -197,14 +197,14 @@ async def answer(
     listener: Listener | None = None,
     ctx: ReplyContext | None = None,
 ) -> Message | None:
+    # The answer's stream id: its typing notice, pieces and stored message
+    # carry it, the apology for a failure included.
+    stream_id = secrets.token_hex(6)
     lock = _conversation_locks.setdefault(conversation_id, asyncio.Lock())
     if lock.locked():
         ctx = None
     # An uncontended lock is taken without yielding to the loop, so nothing
     # can be stored for this conversation between the check and here.
-    # The answer's stream id: its typing notice, pieces and stored message
-    # carry it, the apology for a failure included.
-    stream_id = secrets.token_hex(6)
     async with lock:
         try:
             reply = await _answer(
@@ -310,14 +310,13 @@ class _LiveText:
 
     The asking socket gets the text directly: the first piece at once, then
     what the model sends while the previous piece is being written to the
-    socket as one frame,
-    so an idle server sends each piece as it comes and a busy one sends fewer,
-    larger frames instead of falling behind. The conversation's other sockets
-    (another tab, an agent) get it through the channel layer at most every
-    LAYER_INTERVAL seconds, and not at all once the stored answer follows:
-    each publish costs a round trip to Redis and a delivery to every socket of
-    the conversation, whatever its length, and the stored answer replaces the
-    preview.
+    socket as one frame, so an idle server sends each piece as it comes and a
+    busy one sends fewer, larger frames instead of falling behind. The
+    conversation's other sockets (another tab, an agent) get it through the
+    channel layer at most every LAYER_INTERVAL seconds, and not at all once
+    the stored answer follows: each publish costs a round trip to Redis and a
+    delivery to every socket of the conversation, whatever its length, and
+    the stored answer replaces the preview.
     """
 
     LAYER_INTERVAL = 0.1
@@ -398,7 +397,6 @@ class _LiveText:
             # The asking socket went away (a reload): the answer goes on for
             # the conversation and is stored.
             self.listener = None
-            self._direct.parts.clear()
 
 
 class _Pending:

@@ -21,6 +21,7 @@ Everything else about conversations still goes through the ORM.
 
 import functools
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -151,7 +152,7 @@ def _message_values(
     client_id: str | None,
     token_count: int,
     metadata: dict[str, Any],
-    now: Any = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """A new message's fields but its conversation and seq, by field name."""
     return {
