@@ -1,4 +1,5 @@
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -17,7 +18,18 @@ from escalation.consumers import AgentConsumer  # noqa: E402
 
 
 class SafeOriginValidator(OriginValidator):  # type: ignore[misc]
-    """OriginValidator that refuses, rather than fails on, a malformed Origin."""
+    """OriginValidator that refuses, rather than fails on, a malformed Origin,
+    and reads the allowed origins from the named setting on each handshake,
+    so that changed settings (tests, say) apply."""
+
+    def __init__(self, application: Any, setting: str) -> None:
+        # Not OriginValidator's __init__, which keeps a fixed list.
+        self.application = application
+        self.setting = setting
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        return list(getattr(settings, self.setting))
 
     def valid_origin(self, parsed_origin: object) -> bool:
         try:
@@ -32,15 +44,13 @@ websocket = URLRouter(
         # operator lists, and knows visitors by token, never by cookie.
         path(
             "ws/widget/",
-            SafeOriginValidator(
-                WidgetConsumer.as_asgi(), settings.WIDGET_ALLOWED_ORIGINS
-            ),
+            SafeOriginValidator(WidgetConsumer.as_asgi(), "WIDGET_ALLOWED_ORIGINS"),
         ),
         # The console is ours alone: our own host, a signed-in session.
         path(
             "ws/agent/",
             SafeOriginValidator(
-                AuthMiddlewareStack(AgentConsumer.as_asgi()), settings.ALLOWED_HOSTS
+                AuthMiddlewareStack(AgentConsumer.as_asgi()), "ALLOWED_HOSTS"
             ),
         ),
     ]

@@ -76,3 +76,21 @@ async def test_malformed_origin_is_refused_not_an_error(transactional_db: None) 
         )
         connected, _ = await communicator.connect()
         assert not connected, origin
+
+
+async def test_the_allowed_origins_are_the_current_setting(
+    transactional_db: None, settings: Any
+) -> None:
+    settings.WIDGET_ALLOWED_ORIGINS = ["https://shop.example"]
+
+    async def handshake(origin: bytes) -> bool:
+        communicator = WebsocketCommunicator(
+            application, "/ws/widget/", headers=[(b"origin", origin)]
+        )
+        connected, _ = await communicator.connect()
+        if connected:
+            await communicator.disconnect()
+        return bool(connected)
+
+    assert await handshake(b"https://shop.example")
+    assert not await handshake(b"http://127.0.0.1:8000")
