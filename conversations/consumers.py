@@ -14,6 +14,7 @@ from collections import deque
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 
 from oversight.actions import rate_conversation
 from support_bot import live, metrics
@@ -21,7 +22,7 @@ from support_bot.bot.config import aget_bot_config
 from support_bot.consumers import PooledConsumer
 from support_bot.db import db_async
 
-from . import actions, replies
+from . import actions, recovery, replies
 from .models import Conversation, Message, Visitor
 from .protocol import (
     FrameError,
@@ -70,6 +71,17 @@ def conversation_status(
     return conversation.status, conversation.last_seq, {"name": name} if name else None
 
 
+def resume_status(
+    conversation_id: Any,
+) -> tuple[str, int, dict[str, str] | None, recovery.Pending | None]:
+    """`conversation_status`, and the question the bot still owes, if any."""
+    status, last_seq, agent = conversation_status(conversation_id)
+    pending = None
+    if status == Conversation.Status.BOT:
+        pending = recovery.pending_question(conversation_id)
+    return status, last_seq, agent, pending
+
+
 class WidgetConsumer(PooledConsumer):
     visitor: Visitor | None = None
     conversation_id: str | None = None
@@ -88,6 +100,7 @@ class WidgetConsumer(PooledConsumer):
         await self.accept()
         metrics.socket_opened("widget")
         self.hello_timer = asyncio.create_task(self._close_without_hello())
+        self.stranded_timer: asyncio.Task[None] | None = None
 
     async def _close_without_hello(self) -> None:
         await asyncio.sleep(HELLO_TIMEOUT)
@@ -96,6 +109,8 @@ class WidgetConsumer(PooledConsumer):
 
     async def disconnect(self, code: int) -> None:
         self.hello_timer.cancel()
+        if self.stranded_timer is not None:
+            self.stranded_timer.cancel()
         metrics.socket_closed("widget")
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
@@ -155,6 +170,7 @@ class WidgetConsumer(PooledConsumer):
         after_seq = parse_after_seq(frame)
         status, last_seq = Conversation.Status.BOT.value, 0
         agent: dict[str, str] | None = None
+        pending: recovery.Pending | None = None
         async with self.deliver_lock:
             if self.conversation_id is None and self.visitor is not None:
                 # Another tab may have started the visitor's first conversation
@@ -171,7 +187,7 @@ class WidgetConsumer(PooledConsumer):
                 # And what was stored after hello read the conversation but
                 # before the socket joined its group, so was not sent live.
                 await self._send_stored_after(self.sent_seq or 0, replay=False)
-                status, last_seq, agent = await db_async(conversation_status)(
+                status, last_seq, agent, pending = await db_async(resume_status)(
                     self.conversation_id
                 )
         await self.send_json({"type": "resumed", "last_seq": last_seq})
@@ -186,6 +202,29 @@ class WidgetConsumer(PooledConsumer):
         )
         if status == Conversation.Status.WAITING:
             await self._send_queue_place()
+        if pending is not None:
+            self._watch_pending(pending)
+
+    def _watch_pending(self, pending: recovery.Pending) -> None:
+        """See that the bot's answer to `pending` comes, here or elsewhere.
+
+        A socket resumes after a reconnect, which is what a widget does when
+        the web process it was on stopped, perhaps mid-answer. If the answer
+        is still being written somewhere it will arrive; if it is still
+        missing once no answer can take longer, this socket answers again.
+        """
+        if self.stranded_timer is not None:
+            self.stranded_timer.cancel()
+        self.stranded_timer = asyncio.create_task(self._answer_if_stranded(pending))
+
+    async def _answer_if_stranded(self, pending: recovery.Pending) -> None:
+        wait = (pending.stranded_at - timezone.now()).total_seconds()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if self.closed or replies.answering_here(pending.conversation_id):
+            return
+        if await db_async(recovery.claim)(pending):
+            replies.start_reply(pending.conversation_id, pending.seq, self)
 
     async def on_message(self, frame: dict[str, Any]) -> None:
         incoming = parse_message(frame)

@@ -63,6 +63,9 @@ class Conversation(models.Model):
     # Tokens of the messages after summary_until_seq, kept up to date on every
     # append so deciding to fold costs no query.
     memory_tokens = models.PositiveIntegerField(default=0)
+    # When a web process last took up a question left unanswered by another
+    # (see conversations.recovery); only one may answer it at a time.
+    answer_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

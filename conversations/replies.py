@@ -154,6 +154,13 @@ _conversation_locks: "weakref.WeakValueDictionary[Any, asyncio.Lock]" = (
 _running: set["asyncio.Task[Message | None]"] = set()
 
 
+def answering_here(conversation_id: Any) -> bool:
+    """Whether this process is writing (or about to write) an answer in the
+    conversation."""
+    lock = _conversation_locks.get(str(conversation_id))
+    return lock is not None and lock.locked()
+
+
 def post_question(
     visitor: Visitor, client_id: str, text: str
 ) -> tuple[actions.PostedMessage, ReplyContext | None]:
@@ -200,7 +207,7 @@ async def answer(
     # The answer's stream id: its typing notice, pieces and stored message
     # carry it, the apology for a failure included.
     stream_id = secrets.token_hex(6)
-    lock = _conversation_locks.setdefault(conversation_id, asyncio.Lock())
+    lock = _conversation_locks.setdefault(str(conversation_id), asyncio.Lock())
     if lock.locked():
         ctx = None
     # An uncontended lock is taken without yielding to the loop, so nothing

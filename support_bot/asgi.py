@@ -1,3 +1,5 @@
+import asyncio
+import logging
 import os
 from typing import Any
 
@@ -13,8 +15,12 @@ from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from conversations import replies  # noqa: E402
 from conversations.consumers import WidgetConsumer  # noqa: E402
 from escalation.consumers import AgentConsumer  # noqa: E402
+from support_bot import live  # noqa: E402
+
+logger = logging.getLogger(__name__)
 
 
 class SafeOriginValidator(OriginValidator):  # type: ignore[misc]
@@ -56,4 +62,32 @@ websocket = URLRouter(
     ]
 )
 
-application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket})
+
+async def lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The web process's start and stop (ASGI lifespan).
+
+    At a stop (SIGTERM: a deploy, a restart) the server has closed the
+    sockets and waits here while the answers still being written are
+    finished and stored, so that a restart loses none: the widgets reconnect,
+    to this process's successor or another, and find them stored. The wait
+    is bounded by the time an answer can take; an answer cut short even so
+    is answered again later (conversations/recovery.py).
+    """
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            try:
+                async with asyncio.timeout(settings.STRANDED_ANSWER_SECONDS):
+                    await replies.drain()
+                    await live.flush()
+            except TimeoutError:
+                logger.warning("Stopped before every answer being written was stored")
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+application = ProtocolTypeRouter(
+    {"http": django_asgi_app, "websocket": websocket, "lifespan": lifespan}
+)

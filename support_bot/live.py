@@ -94,6 +94,14 @@ async def _send_queued(outbox: _Outbox, group: str) -> None:
         del outbox[group]
 
 
+async def flush() -> None:
+    """Wait until the events handed to this loop by database threads are sent
+    (before a loop of its own ends, as in a Celery task)."""
+    loop = asyncio.get_running_loop()
+    while pending := [t for t in _senders if t.get_loop() is loop]:
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
 def send_after_commit(group: str, event: dict[str, Any]) -> None:
     """Send `event` to `group` once the current transaction commits."""
     transaction.on_commit(lambda: send_now(group, event))

@@ -159,6 +159,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "conversations.tasks.apply_retention_task",
         "schedule": 60 * 60,
     },
+    # Answers questions whose web process stopped before answering them.
+    "answer-stranded": {
+        "task": "conversations.tasks.answer_stranded_task",
+        "schedule": env.float("STRANDED_SWEEP_SECONDS", default=30.0),
+    },
     # Compares the last hour with the week before; see oversight/alerts.py.
     "check-alerts": {
         "task": "oversight.tasks.check_alerts_task",
@@ -196,6 +201,13 @@ LLM_LOGPROBS = env.bool("LLM_LOGPROBS", default=False)
 # After each answer, ask the model in a second short call whether the answer is
 # supported by its articles: one more confidence signal, one more call.
 LLM_SELF_CHECK = env.bool("LLM_SELF_CHECK", default=False)
+# A question still unanswered this long after it was stored lost its answer
+# (the web process writing it stopped), and is answered again: longer than
+# any answer can take, which is one model call and the self-check, each
+# bounded by LLM_TIMEOUT (conversations/recovery.py).
+STRANDED_ANSWER_SECONDS = env.float(
+    "STRANDED_ANSWER_SECONDS", default=2 * LLM_TIMEOUT + 20
+)
 # Below this confidence the bot does not guess: it says so and hands over.
 # (The bot settings record in admin overrides it.)
 CONFIDENCE_THRESHOLD = env.float("CONFIDENCE_THRESHOLD", default=0.5)
@@ -250,7 +262,13 @@ if RETENTION_MODE not in ("delete", "anonymise"):
 # reporter redacts them like log lines.
 DEFAULT_EXCEPTION_REPORTER = "support_bot.logging.RedactingExceptionReporter"
 
-for _name in ("LLM_TIMEOUT", "MEMORY_TOKEN_BUDGET", "MAX_MESSAGE_CHARS", "DB_THREADS"):
+for _name in (
+    "LLM_TIMEOUT",
+    "STRANDED_ANSWER_SECONDS",
+    "MEMORY_TOKEN_BUDGET",
+    "MAX_MESSAGE_CHARS",
+    "DB_THREADS",
+):
     if globals()[_name] <= 0:
         raise ImproperlyConfigured(f"{_name} must be greater than zero.")
 

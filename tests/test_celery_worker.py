@@ -155,3 +155,30 @@ def test_escalation_whose_task_was_lost_is_routed_by_the_sweep(
         assert _wait_for(lambda: Escalation.objects.get().status == "assigned")
 
     assert Escalation.objects.get().assigned_to == agent
+
+
+@pytest.mark.worker
+def test_worker_answers_a_question_whose_web_process_stopped(
+    redis_url: str, kb: Any, settings: Any
+) -> None:
+    """Beat's sweep, run by a real worker: the question stored by a web
+    process that stopped before answering gets its answer."""
+    from conversations.models import Message
+    from conversations.tasks import answer_stranded_task
+
+    session = actions.open_visitor_session(None)
+    posted = actions.post_customer_message_once(
+        session.visitor, "q-1", "I lost my card"
+    )
+    time.sleep(0.5)
+
+    with _started_worker(settings, STRANDED_ANSWER_SECONDS="0.5"):
+        answer_stranded_task.delay()
+        assert _wait_for(lambda: Message.objects.filter(role="bot").exists()), (
+            "the worker answered nothing"
+        )
+
+    answer = Message.objects.get(role="bot")
+    assert answer.conversation_id == posted.conversation.id
+    assert answer.metadata["reply_to"] == posted.message.seq
+    assert "Freeze" in answer.text
