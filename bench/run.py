@@ -266,6 +266,36 @@ def timed_load(
     )
 
 
+def timed_load_on_two(
+    servers: list[tuple[Started, int]], conversations: int, messages: int
+) -> Repeat:
+    """`timed_load` with the conversations shared between two web processes,
+    as a proxy in front of them would share them."""
+    before_cpu = sum(cpu_seconds(s.pid) for s, _ in servers)
+    before_queries = sum(queries_so_far(port) for _, port in servers)
+    shares = [conversations // 2, conversations - conversations // 2]
+
+    async def both() -> list[loadgen.LoadResult]:
+        return list(
+            await asyncio.gather(
+                *(
+                    loadgen.run_load(f"ws://127.0.0.1:{port}/ws/widget/", n, messages)
+                    for (_, port), n in zip(servers, shares, strict=True)
+                )
+            )
+        )
+
+    results = run_async(both())
+    samples = [s for r in results for s in r.samples]
+    return Repeat(
+        samples=samples,
+        errors=[e for r in results for e in r.errors],
+        answers_per_second=len(samples) / max(r.seconds for r in results),
+        cpu_seconds=sum(cpu_seconds(s.pid) for s, _ in servers) - before_cpu,
+        queries=sum(queries_so_far(port) for _, port in servers) - before_queries,
+    )
+
+
 def load_scenarios(stack: Stack, args: argparse.Namespace, out: RunResults) -> None:
     """The same load on the echo baseline, the insert baseline and the product.
 
@@ -311,16 +341,40 @@ def load_scenarios(stack: Stack, args: argparse.Namespace, out: RunResults) -> N
         summarize("chat path, C=1", 1, args.single_messages, single, peak)
     )
     stack.procs.stop(baselines)
-    two_tabs(stack, chat_port, args, out)
+    two_web_processes(stack, chat, chat_port, args, out)
     stack.procs.stop(chat)
 
 
-def two_tabs(
-    stack: Stack, first_port: int, args: argparse.Namespace, out: RunResults
+def two_web_processes(
+    stack: Stack,
+    first: Started,
+    first_port: int,
+    args: argparse.Namespace,
+    out: RunResults,
 ) -> None:
-    """One visitor in two tabs on two web processes; both must get the answer."""
-    logger.info("two web processes, two tabs per visitor")
+    """The chat load shared by two web processes; one visitor in two tabs on
+    the two, both of which must get the answer; an agent on one and the
+    customers on the other."""
     second, second_port = stack.start_server("web-2", "bench.product_app:application")
+    logger.info("chat path on two web processes")
+    servers = [(first, first_port), (second, second_port)]
+    run_async(loadgen.run_load(f"ws://127.0.0.1:{second_port}/ws/widget/", 10, 2))
+    repeats = [
+        timed_load_on_two(servers, args.conversations, args.messages)
+        for _ in range(args.repeats)
+    ]
+    peak = max(memory_kib(s.pid)["VmHWM"] for s, _ in servers) / 1024
+    out.scenarios.append(
+        summarize(
+            "chat path, 2 web processes",
+            args.conversations,
+            args.messages,
+            repeats,
+            peak,
+        )
+    )
+
+    logger.info("two web processes, two tabs per visitor")
     visitors, messages = 20, 5
     result = run_async(
         loadgen.run_two_tabs(
