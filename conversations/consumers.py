@@ -11,6 +11,7 @@ import asyncio
 import logging
 import math
 from collections import deque
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -218,13 +219,23 @@ class WidgetConsumer(PooledConsumer):
         self.stranded_timer = asyncio.create_task(self._answer_if_stranded(pending))
 
     async def _answer_if_stranded(self, pending: recovery.Pending) -> None:
-        wait = (pending.stranded_at - timezone.now()).total_seconds()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        if self.closed or replies.answering_here(pending.conversation_id):
-            return
-        if await db_async(recovery.claim)(pending):
-            replies.start_reply(pending.conversation_id, pending.seq, self)
+        at = pending.stranded_at
+        again = timedelta(seconds=settings.STRANDED_ANSWER_SECONDS)
+        while True:
+            await asyncio.sleep(max((at - timezone.now()).total_seconds(), 0))
+            if self.closed:
+                return
+            if not replies.answering_here(pending.conversation_id) and await db_async(
+                recovery.claim
+            )(pending):
+                replies.start_reply(pending.conversation_id, pending.seq, self)
+                return
+            # Answered meanwhile, being answered here, or taken up elsewhere:
+            # look again when it could be stranded again.
+            found = await db_async(recovery.pending_question)(pending.conversation_id)
+            if found is None:
+                return
+            pending, at = found, max(found.stranded_at, timezone.now() + again)
 
     async def on_message(self, frame: dict[str, Any]) -> None:
         incoming = parse_message(frame)

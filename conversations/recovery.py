@@ -4,8 +4,9 @@ The web process that stores a question answers it, in a task of its event
 loop (`conversations.replies`). When that process stops mid-answer (a crash,
 an out-of-memory kill, a restart that did not wait) nothing else knows that
 the question is unanswered: it is *stranded*. A question is stranded when the
-conversation is with the bot, the question is its newest message, and it is
-older than any answer can take (`STRANDED_ANSWER_SECONDS`).
+conversation is with the bot, nothing but the bot's answers to earlier
+questions was stored after it, and nothing at all for longer than any answer
+can take (`STRANDED_ANSWER_SECONDS`).
 
 A stranded question is answered by whoever sees it first: a widget socket of
 the conversation that resumes, or that resumed while the question was still
@@ -20,7 +21,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import F, Q
+from django.db.models import F, IntegerField, OuterRef, Q, Subquery
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from .models import Conversation, Message
@@ -36,11 +39,15 @@ SWEEP_BATCH = 100
 
 @dataclass(frozen=True)
 class Pending:
-    """The conversation's newest message: a question the bot has not answered."""
+    """A question the bot owes an answer to."""
 
     conversation_id: Any
     seq: int
-    # When it counts as stranded if it is still unanswered.
+    # The conversation's last seq when this was read: a claim holds only if
+    # nothing was stored since.
+    last_seq: int
+    # When it counts as stranded if it is still unanswered: an answer can
+    # wait for the one before it, so the time runs from the newest message.
     stranded_at: datetime
 
 
@@ -48,43 +55,70 @@ def _bound() -> timedelta:
     return timedelta(seconds=settings.STRANDED_ANSWER_SECONDS)
 
 
+# Enough to reach back past the answers to earlier questions that can follow
+# the newest one (one per question asked while an answer was being written).
+OWED_LOOKBACK = 20
+
+
 def pending_question(conversation_id: Any) -> Pending | None:
-    """The conversation's unanswered question, if the bot owes one."""
-    row = (
+    """The question the conversation's bot still owes an answer to, if any.
+
+    That is its newest customer message when the conversation is with the
+    bot and everything stored after it is the bot's answers to earlier
+    questions: the newest question is answered after those, one at a time.
+    Anything else after it (a notice of a hand-back, of a hold, an agent's
+    message) means it was dealt with otherwise.
+    """
+    rows = list(
         Message.objects.filter(
             conversation_id=conversation_id,
             conversation__status=Conversation.Status.BOT,
-            seq=F("conversation__last_seq"),
-            role=Message.Role.CUSTOMER,
         )
-        .values_list("seq", "created_at")
-        .first()
+        .order_by("-seq")
+        .values_list("seq", "role", "metadata__reply_to", "created_at")[:OWED_LOOKBACK]
     )
-    if row is None:
+    question = next((i for i, row in enumerate(rows) if row[1] == "customer"), None)
+    if question is None:
         return None
-    seq, created_at = row
-    return Pending(conversation_id, seq, created_at + _bound())
+    seq = rows[question][0]
+    for _, role, reply_to, _ in rows[:question]:
+        if role != Message.Role.BOT or not isinstance(reply_to, int) or reply_to >= seq:
+            return None
+    last_seq, newest_at = rows[0][0], rows[0][3]
+    return Pending(conversation_id, seq, last_seq, newest_at + _bound())
 
 
 def stranded_questions(now: datetime) -> list[Pending]:
     """Questions stranded within the sweep's window, oldest first."""
     bound = _bound()
-    rows = (
+    newest_question = Message.objects.filter(
+        conversation=OuterRef("conversation"), role=Message.Role.CUSTOMER
+    ).order_by("-seq")
+    candidates = (
+        # Each conversation's newest message, stored when the conversation
+        # last changed: that bounds the search by an indexed status and the
+        # conversation's own timestamp.
         Message.objects.filter(
             conversation__status=Conversation.Status.BOT,
-            # The newest message of its conversation, stored when the
-            # conversation last changed: that bounds the search by an
-            # indexed status and the conversation's own timestamp.
             conversation__updated_at__gte=now - bound - SWEEP_WINDOW,
             conversation__updated_at__lte=now - bound,
             seq=F("conversation__last_seq"),
-            role=Message.Role.CUSTOMER,
             created_at__lte=now - bound,
         )
+        .annotate(
+            reply_to=Cast(KeyTextTransform("reply_to", "metadata"), IntegerField()),
+            question=Subquery(newest_question.values("seq")[:1]),
+        )
+        # A question, or an answer to an earlier one than the newest.
+        .filter(
+            Q(role=Message.Role.CUSTOMER)
+            | Q(role=Message.Role.BOT, reply_to__lt=F("question"))
+        )
         .order_by("created_at")
-        .values_list("conversation_id", "seq", "created_at")[:SWEEP_BATCH]
+        .values_list("conversation_id", flat=True)[:SWEEP_BATCH]
     )
-    return [Pending(c, seq, created_at + bound) for c, seq, created_at in rows]
+    found = (pending_question(c) for c in candidates)
+    return [p for p in found if p is not None and p.stranded_at <= now]
 
 
 def claim(pending: Pending) -> bool:
@@ -103,7 +137,7 @@ def claim(pending: Pending) -> bool:
         Conversation.objects.filter(
             pk=pending.conversation_id,
             status=Conversation.Status.BOT,
-            last_seq=pending.seq,
+            last_seq=pending.last_seq,
         )
         .filter(
             Q(answer_claimed_at__isnull=True) | Q(answer_claimed_at__lte=now - _bound())

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import ApplicationCommunicator
+from django.db import transaction
 from django.utils import timezone
 
 from conversations import actions, recovery, replies
@@ -74,6 +75,30 @@ async def test_a_resuming_widget_gets_the_answer_its_process_lost(
     deltas = [f for f in frames if f["type"] == "bot.delta"]
     assert deltas and all(d["stream"] == answer["stream"] for d in deltas)
     assert [m.seq for m in await bot_answers(question.conversation_id)] == [2]
+
+
+async def test_the_second_of_two_questions_is_answered_after_the_first(
+    connect: Any, kb: Any
+) -> None:
+    first = await connect()
+    await resume(first)
+    token = first.welcome["token"]
+    await store_unanswered(token, "How do I change my PIN?")
+    second = await store_unanswered(token, "I lost my card")
+    # The first question's answer was stored; the second's, written next
+    # one at a time, was lost.
+    await sync_to_async(actions.store_bot_reply)(
+        second.conversation_id, "At any cash machine.", {"reply_to": 1}
+    )
+    await first.disconnect()
+    await asyncio.sleep(BOUND)
+
+    widget = await connect(token=token)
+    frames = await resume(widget, after_seq=3)
+    frames += await receive_until(widget, is_bot_message)
+
+    assert frames[-1]["reply_to"] == second.seq
+    assert "Freeze" in frames[-1]["text"]
 
 
 async def test_a_widget_that_resumed_mid_answer_waits_for_it_then_answers(
@@ -173,19 +198,36 @@ def test_the_sweep_answers_questions_nobody_is_waiting_on(
     visitor = Visitor.objects.create(token_hash=hash_token("sweep"))
     stranded = actions.post_customer_message(visitor, "c-1", "I lost my card")
     fresh_visitor = Visitor.objects.create(token_hash=hash_token("fresh"))
-    Message.objects.filter(pk=stranded.message.pk).update(
-        created_at=timezone.now() - timedelta(seconds=BOUND)
-    )
-    Conversation.objects.filter(pk=stranded.conversation.pk).update(
-        updated_at=timezone.now() - timedelta(seconds=BOUND)
-    )
     # Still within the time its own process may take to answer.
     fresh = actions.post_customer_message(fresh_visitor, "c-2", "I lost my card")
+    # Two questions, the first answered, the second's answer lost.
+    two_visitor = Visitor.objects.create(token_hash=hash_token("two"))
+    actions.post_customer_message(two_visitor, "c-3", "How do I change my PIN?")
+    second = actions.post_customer_message(two_visitor, "c-4", "I lost my card")
+    actions.store_bot_reply(
+        second.conversation.pk, "At a cash machine.", {"reply_to": 1}
+    )
+    # Answered, then handed to a person and back: nothing is owed.
+    handed_back = Visitor.objects.create(token_hash=hash_token("back"))
+    back = actions.post_customer_message(handed_back, "c-5", "I lost my card")
+    with transaction.atomic():
+        actions.append_system_message(
+            actions.lock_conversation(back.conversation.pk), "Our assistant is back."
+        )
+    long_ago = timezone.now() - timedelta(seconds=BOUND)
+    Message.objects.update(created_at=long_ago)
+    Conversation.objects.exclude(pk=fresh.conversation.pk).update(updated_at=long_ago)
+    Message.objects.filter(conversation=fresh.conversation).update(
+        created_at=timezone.now()
+    )
 
-    assert recovery.answer_stranded() == 1
+    assert recovery.answer_stranded() == 2
     answer = Message.objects.get(conversation=stranded.conversation, role="bot")
     assert answer.metadata["reply_to"] == stranded.message.seq
+    latest = Message.objects.filter(conversation=second.conversation).latest("seq")
+    assert (latest.role, latest.metadata["reply_to"]) == ("bot", second.message.seq)
     assert not Message.objects.filter(conversation=fresh.conversation, role="bot")
+    assert not Message.objects.filter(conversation=back.conversation, role="bot")
     assert recovery.answer_stranded() == 0
 
 
