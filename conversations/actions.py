@@ -20,6 +20,7 @@ from support_bot.bot.embeddings import count_tokens
 from support_bot.bot.engine import EngineError, Turn
 from support_bot.bot.engines import get_engine, run_sync
 from support_bot.bot.memory import StoredTurn, split_for_folding
+from support_bot.celery import enqueue
 from support_bot.privacy import redact, redact_turns
 
 from . import rows
@@ -174,7 +175,7 @@ def _fold_memory_when_over_budget(conversation: Conversation) -> None:
 
         conversation_id = str(conversation.id)
         transaction.on_commit(
-            lambda: summarize_conversation_task.delay(conversation_id)
+            lambda: enqueue(summarize_conversation_task, conversation_id)
         )
 
 

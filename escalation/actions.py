@@ -28,6 +28,7 @@ from conversations.actions import (
 from conversations.models import Conversation, Message
 from support_bot import live, metrics
 from support_bot.bot.config import get_bot_config
+from support_bot.celery import enqueue
 from support_bot.privacy import redact
 
 from .models import (
@@ -115,7 +116,7 @@ def escalate_locked(
 
     escalation_id = escalation.pk
     transaction.on_commit(lambda: metrics.escalated(reason))
-    transaction.on_commit(lambda: route_escalation_task.delay(escalation_id))
+    transaction.on_commit(lambda: enqueue(route_escalation_task, escalation_id))
     logger.info(
         "Conversation escalated: %s",
         reason,

@@ -8,6 +8,7 @@ from django.db import transaction
 
 from conversations.actions import ActionError
 from conversations.models import Message
+from support_bot.celery import enqueue
 
 from . import index
 from .models import Article
@@ -31,7 +32,7 @@ def _reindex() -> None:
 
     # This process sees the change at once; the others within a second.
     index.forget_version()
-    reindex_knowledge_task.delay()
+    enqueue(reindex_knowledge_task)
 
 
 def warm_index() -> None:

@@ -381,8 +381,16 @@ LOGGING = {
         "conversations": {"level": LOG_LEVEL},
         "escalation": {"level": LOG_LEVEL},
         "knowledge": {"level": LOG_LEVEL},
-        # uvicorn sets up its own text handler before Django starts; this
-        # replaces it, so its lines share the format.
-        "uvicorn": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # uvicorn sets up its own text handlers before Django starts; this
+        # replaces the one of its messages, so they share our format. Not
+        # "uvicorn" as a whole: dictConfig resets the children of a logger it
+        # configures, so "uvicorn.access" propagated to our handler again
+        # after `--no-access-log` had cut it off. Access lines, when on, keep
+        # uvicorn's format.
+        "uvicorn.error": {
+            "handlers": ["console"],
+            "level": LOG_LEVEL,
+            "propagate": False,
+        },
     },
 }

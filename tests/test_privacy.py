@@ -297,9 +297,13 @@ def test_error_reports_redact_local_variables_and_the_exception(settings: Any) -
 
 @pytest.fixture
 def sent_tasks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
-    """(task name, JSON body) of every task sent, as the broker would get it."""
+    """(task name, JSON body) of every task queued, as a worker would get it.
+
+    Tests run tasks inline, where each one reaches Task.apply with the
+    arguments after their trip through the task serializer.
+    """
     sent: list[tuple[str, str]] = []
-    original = Task.apply_async
+    original = Task.apply
 
     def recording(
         self: Task[Any, Any], args: Any = None, kwargs: Any = None, **options: Any
@@ -307,7 +311,7 @@ def sent_tasks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]
         sent.append((self.name, kombu_dumps([args or [], kwargs or {}])))
         return original(self, args, kwargs, **options)
 
-    monkeypatch.setattr(Task, "apply_async", recording)
+    monkeypatch.setattr(Task, "apply", recording)
     yield sent
 
 

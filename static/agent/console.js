@@ -463,7 +463,8 @@
     ui.handBack.disabled = !mine;
     ui.transfer.disabled = !mine || !ui.transferTo.value;
     ui.transferTo.disabled = !mine;
-    ui.send.disabled = !mine || state.pendingReply !== null;
+    // Enter keeps to it: sendReply does nothing with a blank box.
+    ui.send.disabled = !mine || state.pendingReply !== null || !ui.reply.value.trim();
     ui.reply.readOnly = state.pendingReply !== null;
     ui.suggest.disabled = !open || state.suggesting;
     ui.suggest.textContent = state.suggesting ? 'Suggesting…' : 'Suggest reply';
@@ -890,6 +891,7 @@
       return;
     }
     ui.reply.value = text;
+    updateControls();
     const titles = (Array.isArray(frame.sources) ? frame.sources : [])
       .map((s) => str(s && s.title))
       .filter(Boolean);
@@ -991,7 +993,10 @@
         sendReply();
       }
     });
-    ui.reply.addEventListener('input', noteTyping);
+    ui.reply.addEventListener('input', () => {
+      noteTyping();
+      updateControls();
+    });
     ui.reply.addEventListener('blur', stopTyping);
     ui.send.addEventListener('click', sendReply);
     ui.claim.addEventListener('click', () => act({ type: 'claim' }));

@@ -80,6 +80,7 @@
     typingFrom: null, // name of whoever is typing on the support side
     typingStream: null, // the bot's answer being written, when it is the bot
     newest: null, // the answer the last frame added or grew, for scrolling
+    arrived: false, // the last frame added a message (or an answer began)
     typingSent: false,
     hiddenAt: 0,
     timers: {},
@@ -214,6 +215,7 @@
     close: ['M6 6l12 12', 'M18 6L6 18'],
     clock: ['M12 3a9 9 0 1 0 0 18a9 9 0 1 0 0-18z', 'M12 7v5l3 2'],
     check: ['M5 12.5l4.5 4.5L19 7.5'],
+    down: ['M12 5v14', 'M6 13l6 6 6-6'],
     thumb: [
       'M7 11v9H4v-9h3z',
       'M7 11l4-7.5c1.4 0 2.5 1.1 2.5 2.5V9.5H19a2 2 0 0 1 2 2.3l-1.2 6.5' +
@@ -277,7 +279,7 @@
       'section',
       { class: 'panel', id: 'sw-panel', role: 'dialog', 'aria-label': name },
       head,
-      body.scroll,
+      body.messages,
       composer.composer
     );
     panel.hidden = true;
@@ -307,7 +309,21 @@
     );
     typing.hidden = true;
     const scroll = h('div', { class: 'scroll' }, greeting, log, previews, typing);
-    return { scroll, greeting, greetingText, log, previews, typing, typingText };
+    // Shown when a message lands out of sight below (the view stays at a long
+    // answer's first line); its live region says so once, as it appears.
+    const newMessages = h(
+      'button',
+      { type: 'button', class: 'new-messages' },
+      icon(...ICONS.down),
+      'New messages'
+    );
+    newMessages.hidden = true;
+    const marker = h('div', { class: 'marker', 'aria-live': 'polite' }, newMessages);
+    const messages = h('div', { class: 'messages' }, scroll, marker);
+    return {
+      messages, scroll, greeting, greetingText, log, previews, typing, typingText,
+      newMessages,
+    };
   }
 
   function buildComposer() {
@@ -394,6 +410,11 @@
       noteTyping();
     });
     parts.send.addEventListener('click', () => submit());
+    parts.scroll.addEventListener('scroll', hideMarkerAtBottom);
+    // A click from the keyboard has no pointer, so no click count.
+    parts.newMessages.addEventListener('click', (event) => {
+      showNewest(event.detail === 0);
+    });
     parts.human.addEventListener('click', () => requestHuman());
     parts.contactForm.addEventListener('submit', (event) => {
       event.preventDefault();
@@ -560,8 +581,10 @@
     if (!handler) return;
     const stick = isNearBottom();
     state.newest = null;
+    state.arrived = false;
     handler(frame);
     if (stick) scrollToEnd(state.newest);
+    else if (state.arrived) ui.newMessages.hidden = false;
   }
 
   // --- Server frames -------------------------------------------------------
@@ -610,6 +633,8 @@
     if (!Number.isInteger(frame.seq)) return;
     adoptConversation(frame.conversation);
     if (frame.client_id) forgetPending(frame.client_id);
+    // A streamed answer was on screen already, as its preview.
+    const streamed = Boolean(frame.stream) && state.previews.has(frame.stream);
     if (frame.stream) {
       state.settled.add(frame.stream);
       dropPreview(frame.stream);
@@ -624,6 +649,8 @@
     else insertBySeq(el, frame.seq);
     state.shown.set(frame.seq, { el, placeholder: false });
     if (frame.role === 'bot' || frame.role === 'agent') state.newest = el;
+    // The customer's own words, from this tab or another, are no news to them.
+    if (!known && !streamed && frame.role !== 'customer') state.arrived = true;
     const news = !frame.replay && frame.role !== 'customer';
     if (news && !isOpen()) ui.badge.hidden = false;
   }
@@ -654,6 +681,7 @@
       preview = { raw: '', textEl, el: h('div', { class: 'item item-bot' }, textEl) };
       state.previews.set(frame.stream, preview);
       ui.previews.append(preview.el);
+      state.arrived = true;
     }
     if (frame.index === 0) preview.raw = '';
     clearTimeout(preview.timer);
@@ -807,6 +835,7 @@
     state.status = 'bot';
     ui.convStatus.textContent = '';
     ui.queueBox.hidden = true;
+    ui.newMessages.hidden = true;
     dropPreviews();
   }
 
@@ -1037,9 +1066,13 @@
     ui.input.style.height = `${Math.min(ui.input.scrollHeight, 120)}px`;
   }
 
-  function isNearBottom() {
+  function distanceToBottom() {
     const el = ui.scroll;
-    return el.scrollHeight - el.scrollTop - el.clientHeight < 80;
+    return el.scrollHeight - el.scrollTop - el.clientHeight;
+  }
+
+  function isNearBottom() {
+    return distanceToBottom() < 80;
   }
 
   // Follows new text, but stops once the start of a long answer reaches the
@@ -1047,6 +1080,22 @@
   function scrollToEnd(answer = null) {
     const end = ui.scroll.scrollHeight - ui.scroll.clientHeight;
     ui.scroll.scrollTop = answer ? Math.min(end, answer.offsetTop - 12) : end;
+    hideMarkerAtBottom();
+  }
+
+  // Scroll positions can be fractions of a pixel on a zoomed page.
+  function hideMarkerAtBottom() {
+    if (distanceToBottom() < 2) ui.newMessages.hidden = true;
+  }
+
+  // The newest message from its first line, as a long answer is shown.
+  function showNewest(fromKeyboard) {
+    const items = ui.scroll.querySelectorAll('.log > .item, .previews > .item');
+    scrollToEnd(items[items.length - 1] || null);
+    ui.newMessages.hidden = true;
+    // Keyboard focus would go with the button; the message box is next. Not
+    // after a tap: on a phone that would open the keyboard over the messages.
+    if (fromKeyboard) ui.input.focus();
   }
 
   // --- Styles --------------------------------------------------------------
@@ -1113,10 +1162,25 @@
     }
     .close:hover { background: rgba(255, 255, 255, 0.16); }
 
+    .messages {
+      position: relative; flex: 1; min-height: 0;
+      display: flex; flex-direction: column;
+    }
     .scroll {
       position: relative; /* the offsetParent of the messages, for scrolling */
       flex: 1; overflow-y: auto; padding: 16px 14px; background: #f5f6f8;
       display: flex; flex-direction: column; gap: 10px;
+    }
+    /* Over the bottom of the list; only the button itself takes clicks. */
+    .marker {
+      position: absolute; left: 0; right: 0; bottom: 10px;
+      display: flex; justify-content: center; pointer-events: none;
+    }
+    .new-messages {
+      display: flex; align-items: center; gap: 6px; pointer-events: auto;
+      padding: 6px 14px; border: 0; border-radius: 999px;
+      background: var(--accent); color: #fff; font-size: 13px; font-weight: 600;
+      box-shadow: 0 4px 14px rgba(16, 24, 40, 0.25);
     }
     .log, .previews { display: flex; flex-direction: column; gap: 10px; }
     .log:empty, .previews:empty { display: none; }

@@ -141,6 +141,42 @@ def test_agent_takes_over_a_conversation_and_hands_it_back_resolved(
     expect(dana.locator(".msg-bot .signals")).to_contain_text("Sources: ")
 
 
+def test_send_is_enabled_only_while_the_reply_box_has_text(
+    page: Page, frames: Frames, sign_in: SignIn
+) -> None:
+    dana = sign_in(*DANA)
+    open_widget(page)
+    page.get_by_role("button", name="Talk to a person").click()
+    expect(page.locator(".queue-text")).to_be_visible()
+    queue_item(dana, conversation_of(frames)).click()
+    dana.get_by_role("button", name="Claim").click()
+    expect(dana.locator("#conv-status")).to_have_text("With a person: you.")
+
+    reply_box = dana.get_by_label("Reply to the customer")
+    send_button = dana.get_by_role("button", name="Send", exact=True)
+    expect(send_button).to_be_disabled()
+    reply_box.fill(" \n ")
+    expect(send_button).to_be_disabled()
+    # Enter in a blank box sends nothing either, and adds no line.
+    reply_box.press("Enter")
+    expect(reply_box).to_have_value(" \n ")
+
+    reply_box.fill("Hello, Dana here.")
+    expect(send_button).to_be_enabled()
+    send_button.click()
+    expect(page.locator(".log .item-agent")).to_have_count(1)
+    expect(reply_box).to_have_value("")
+    expect(send_button).to_be_disabled()
+
+    dana.get_by_label("Canned reply").select_option(label="Greeting")
+    dana.get_by_role("button", name="Insert").click()
+    expect(send_button).to_be_enabled()
+
+    dana.get_by_role("button", name="Resolve").click()
+    expect(page.locator(".conv-status")).to_have_text("This conversation is closed.")
+    expect(page.locator(".log .item-agent")).to_have_count(1)
+
+
 def test_console_sends_anonymous_visitors_to_the_login_page(page: Page) -> None:
     page.goto("/agent/")
 

@@ -1,0 +1,69 @@
+"""A message that lands out of sight below a long answer gets a marker.
+
+The demo's answer about a missing card is taller than the panel: the widget
+keeps the view at its first line, so what arrives next (here the notices
+after asking for a person) lands below the fold.
+"""
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+pytestmark = pytest.mark.browser
+
+CARD_QUESTION = "My card still hasn't arrived, what should I do?"
+WAITING_NOTICE = "I've asked a person from our support team to take over."
+
+
+def in_view(page: Page, item: Locator) -> bool:
+    """Whether all of `item` is inside the visible part of the message list."""
+    shown = page.locator(".scroll").bounding_box()
+    box = item.bounding_box()
+    assert shown is not None and box is not None
+    top, bottom = shown["y"], shown["y"] + shown["height"]
+    return top <= box["y"] and box["y"] + box["height"] <= bottom + 1
+
+
+def long_answer_then_a_notice(page: Page) -> None:
+    """The customer reads a long answer from its top; a notice arrives below."""
+    page.get_by_role("button", name="Open chat").click()
+    expect(page.get_by_role("button", name="Talk to a person")).to_be_enabled()
+    page.get_by_label("Message").fill(CARD_QUESTION)
+    page.get_by_label("Message").press("Enter")
+    answer = page.locator(".log .item-bot")
+    expect(answer.locator(".sources")).to_have_count(1)
+    assert not in_view(page, answer), "the answer fits: the test proves nothing"
+    # The answer itself, read from the top on purpose, is not news.
+    expect(page.get_by_role("button", name="New messages")).to_be_hidden()
+
+    page.get_by_role("button", name="Talk to a person").click()
+    notice = page.locator(".log .item-system").filter(has_text=WAITING_NOTICE)
+    expect(notice).to_have_count(1)
+    assert not in_view(page, notice)
+
+
+def test_the_marker_is_announced_and_leads_to_the_newest_message(page: Page) -> None:
+    long_answer_then_a_notice(page)
+
+    # A real button, inside a region that screen readers announce politely.
+    marker = page.locator('[aria-live="polite"]').get_by_role(
+        "button", name="New messages"
+    )
+    expect(marker).to_be_visible()
+    marker.press("Enter")
+
+    expect(marker).to_be_hidden()
+    assert in_view(page, page.locator(".log > .item").last)
+    # Focus does not fall out of the widget with the button.
+    expect(page.get_by_label("Message")).to_be_focused()
+
+
+def test_the_marker_goes_once_the_customer_scrolls_to_the_bottom(page: Page) -> None:
+    long_answer_then_a_notice(page)
+    marker = page.get_by_role("button", name="New messages")
+    expect(marker).to_be_visible()
+
+    page.locator(".scroll").hover()
+    page.mouse.wheel(0, 5000)
+
+    expect(marker).to_be_hidden()
+    assert in_view(page, page.locator(".log > .item").last)
