@@ -110,6 +110,10 @@ class AgentConsumer(PooledConsumer):
     async def on_heartbeat(self, frame: dict[str, Any]) -> None:
         await db_async(actions.agent_checked_in)(self.user)
         await self.send_json({"type": "heartbeat"})
+        # The queue's live events can be missed (one published while this
+        # socket's subscription was being set up, say): each heartbeat
+        # brings the whole queue, offers to this agent included.
+        await self._send_queue()
 
     async def on_open(self, frame: dict[str, Any]) -> None:
         conversation = _conversation(frame)

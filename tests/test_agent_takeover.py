@@ -234,3 +234,31 @@ async def test_asking_for_a_person_says_so_once(connect: Any, kb: Any) -> None:
     assert [(f["status"], f["reason"]) for f in statuses] == [
         ("waiting", "customer_request")
     ]
+
+
+async def test_each_heartbeat_brings_the_queue_with_offers_missed_live(
+    connect: Any, kb: Any
+) -> None:
+    from escalation.models import Escalation
+
+    widget = await connect()
+    await resume(widget)
+    await widget.send_json_to({"type": "request_human"})
+    await receive_until(widget, lambda f: f["type"] == "queue")
+    dana = await sync_to_async(make_agent)("dana", online=False)
+    console = await open_console(dana)
+    assert (await console.connect())[0]
+    await receive_type(console, "queue")
+    await settle(console)
+
+    # Offered to Dana with no live event: the layer lost it.
+    await Escalation.objects.aupdate(assigned_to=dana, status="assigned")
+    await console.send_json_to({"type": "heartbeat"})
+
+    await receive_type(console, "heartbeat")
+    queue = await receive_type(console, "queue")
+    [item] = queue["items"]
+    assert (item["status"], item["assigned_to"]) == (
+        "waiting",
+        {"id": dana.pk, "name": "Dana"},
+    )

@@ -261,7 +261,15 @@
     }
     for (const id of state.offered) {
       const offered = state.queue.find((i) => i.conversation === id);
-      if (!offered || offered.status !== 'waiting') state.offered.delete(id);
+      if (!offered || offered.status !== 'waiting' || !isMe(offered.assigned_to)) {
+        state.offered.delete(id);
+      }
+    }
+    // An offer whose `assigned` frame was lost on the way still shows.
+    for (const item of state.queue) {
+      if (item.status === 'waiting' && isMe(item.assigned_to)) {
+        state.offered.add(item.conversation);
+      }
     }
     renderOffer();
     renderQueue();

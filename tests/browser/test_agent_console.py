@@ -5,21 +5,24 @@ the admin (a superuser, so also an agent) use the console at /agent/ after
 signing in through the admin login page.
 """
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, WebSocketRoute, expect
 
 pytestmark = pytest.mark.browser
 
 Frames = list[tuple[str, dict[str, Any]]]
-SignIn = Callable[[str, str], Page]
+SignIn = Callable[..., Page]
 
 DANA = ("dana", "dana-demo-2026")
 ADMIN = ("admin", "admin-demo-2026")
+# The console's heartbeat interval (static/agent/console.js).
+HEARTBEAT_MS = 20_000
 CARD_QUESTION = "My card still hasn't arrived, what should I do?"
 VAR = Path(__file__).resolve().parents[2] / "var"
 
@@ -30,13 +33,17 @@ def sign_in(browser: Browser, live_server_url: str) -> Iterator[SignIn]:
     contexts = []
     errors: list[str] = []
 
-    def open_console(username: str, password: str) -> Page:
+    def open_console(
+        username: str, password: str, prepare: Callable[[Page], None] | None = None
+    ) -> Page:
         context = browser.new_context(
             base_url=live_server_url, viewport={"width": 1280, "height": 800}
         )
         contexts.append(context)
         console = context.new_page()
         console.on("pageerror", lambda error: errors.append(str(error)))
+        if prepare is not None:
+            prepare(console)
         console.goto("/admin/login/?next=/agent/")
         console.get_by_label("Username").fill(username)
         console.get_by_label("Password").fill(password)
@@ -182,3 +189,51 @@ def test_console_sends_anonymous_visitors_to_the_login_page(page: Page) -> None:
 
     expect(page).to_have_url(re.compile(r"/admin/login/\?next=/agent/$"))
     expect(page.get_by_label("Username")).to_be_visible()
+
+
+def test_an_offer_whose_live_notice_was_lost_shows_after_a_heartbeat(
+    page: Page, sign_in: SignIn
+) -> None:
+    dropped: dict[str, Page] = {}
+    # The live events that would tell of the offer are lost: the offer
+    # itself, and the queue frames that follow it.
+    lost = {"assigned", "queue"}
+
+    def losing_assigned(console: Page, who: str) -> None:
+        def relay(ws: WebSocketRoute) -> None:
+            server = ws.connect_to_server()
+
+            def from_server(message: str | bytes) -> None:
+                kind = json.loads(message).get("type")
+                if kind == "assigned":
+                    dropped[who] = console
+                if kind in lost and (who in dropped or kind == "assigned"):
+                    return
+                ws.send(message)
+
+            server.on_message(from_server)
+            ws.on_message(server.send)
+
+        console.clock.install()
+        console.route_web_socket("**/ws/agent/", relay)
+
+    # Both demo agents online, so the offer goes to one of them.
+    for who, credentials in (("dana", DANA), ("admin", ADMIN)):
+        sign_in(*credentials, prepare=lambda c, who=who: losing_assigned(c, who))
+    open_widget(page)
+    page.get_by_role("button", name="Talk to a person").click()
+    expect(page.locator(".queue-text")).to_be_visible()
+    for _ in range(100):
+        if dropped:
+            break
+        page.wait_for_timeout(100)
+    [(_, offered_to)] = dropped.items()
+    expect(offered_to.locator("#offer")).to_have_text("")
+
+    # From here on frames come through, and the heartbeat brings the queue.
+    lost.clear()
+    offered_to.clock.fast_forward(HEARTBEAT_MS)
+
+    expect(offered_to.locator("#offer")).to_have_text(
+        "A conversation is offered to you: claim before the offer moves on."
+    )
