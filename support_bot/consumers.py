@@ -6,8 +6,14 @@ from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
+from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
+
+# What reaching Redis raises when it is down or restarting.
+LAYER_DOWN = (RedisError, OSError)
+# "Try Again Later" (RFC 6455's registry).
+LAYER_DOWN_CLOSE_CODE = 1013
 
 
 class PooledConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
@@ -28,6 +34,33 @@ class PooledConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
 
     # Set once the socket is gone; later sends are dropped.
     closed = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Run the consumer; while the channel layer cannot be reached, the
+        socket is accepted and closed at once with 1013 (try again later).
+
+        Every consumer subscribes to the layer before it sees the handshake,
+        and on Redis that fails while Redis is down or restarting. Uvicorn
+        would answer that with a 500 and a traceback; 1013 tells the client
+        what happened, and the widget and the console reconnect with backoff.
+        """
+        try:
+            await super().__call__(scope, receive, send)
+        except LAYER_DOWN as error:
+            if getattr(self, "channel_receive", None) is not None:
+                raise  # the layer failed later on: not a refusal
+            logger.warning(
+                "Socket refused: the channel layer is unreachable (%s)", error
+            )
+            if (await receive())["type"] == "websocket.connect":
+                await send({"type": "websocket.accept"})
+                await send(
+                    {
+                        "type": "websocket.close",
+                        "code": LAYER_DOWN_CLOSE_CODE,
+                        "reason": "Live service unavailable; try again shortly.",
+                    }
+                )
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         self.closed = True

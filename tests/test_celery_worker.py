@@ -10,24 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from conversations import actions
 from conversations.models import Conversation
 from conversations.tasks import summarize_conversation_task
 from support_bot.celery import app as celery_app
+from tests.servers import test_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def test_database_url() -> str:
-    db = connection.settings_dict
-    if "sqlite" in db["ENGINE"]:
-        return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
-test_database_url.__test__ = False  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager

@@ -7,10 +7,8 @@ test kills a real server mid-answer.
 """
 
 import asyncio
-import json
 import os
 import signal
-import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +23,7 @@ from django.utils import timezone
 from conversations import actions, recovery, replies
 from conversations.models import Conversation, Message, Visitor, hash_token
 from support_bot.asgi import application
+from tests import servers
 from tests.fake_llm import Reply
 from tests.widget import is_bot_message, new_client_id, receive_until, resume, settle
 
@@ -260,104 +259,53 @@ async def test_a_stopping_server_finishes_the_answers_it_is_writing(
 
 # --- a real server, killed mid-answer ----------------------------------------
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    from tests.browser.conftest import PYTHON, _wait_until_up
-
-    with log.open("ab") as out:
-        server = subprocess.Popen(
-            [
-                str(PYTHON),
-                "-m",
-                "uvicorn",
-                "support_bot.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    _wait_until_up(f"http://127.0.0.1:{port}/healthz", server, log)
-    return server
-
 
 @pytest.mark.django_db(transaction=True)
 def test_a_killed_server_s_question_is_answered_after_the_restart(
     tmp_path: Path, fake_llm: Any
 ) -> None:
-    from websockets.sync.client import connect as ws_connect
-    from websockets.typing import Origin
-
-    from tests.browser.conftest import _free_port, _manage
-
-    port = _free_port()
-    origin = Origin(f"http://127.0.0.1:{port}")
+    port = servers.free_port()
     env = {
         **os.environ,
         "VAR_DIR": str(tmp_path),
         "DATABASE_URL": f"sqlite:///{tmp_path}/crash.sqlite3",
         "REDIS_URL": "",
         "DEBUG": "true",
-        "WIDGET_ALLOWED_ORIGINS": origin,
+        "WIDGET_ALLOWED_ORIGINS": f"http://127.0.0.1:{port}",
         "OPENAI_API_KEY": "test-key",
         "OPENAI_BASE_URL": fake_llm.base_url,
         "LLM_TIMEOUT": "60",
         "STRANDED_ANSWER_SECONDS": "2",
     }
-    _manage(env, "migrate", "--noinput")
-    _manage(env, "load_demo")
+    servers.manage(env, "migrate", "--noinput")
+    servers.manage(env, "load_demo")
     log = tmp_path / "server.log"
     # The first answer never comes: its process is killed while it waits.
     fake_llm.script(
         Reply(chunks=("never",), delay=30), Reply(chunks=("Freeze", " the card."))
     )
 
-    def receive_until_frame(socket: Any, done: Any) -> dict[str, Any]:
-        while True:
-            frame = json.loads(socket.recv(timeout=20))
-            if done(frame):
-                return dict(frame)
-
-    server = _start_server(env, port, log)
+    server = servers.start_uvicorn(env, port, log)
     try:
-        with ws_connect(
-            f"ws://127.0.0.1:{port}/ws/widget/", origin=origin, legacy=False
-        ) as ws:
-            ws.send(json.dumps({"type": "hello", "token": None}))
-            token = receive_until_frame(ws, lambda f: f["type"] == "welcome")["token"]
-            ws.send(json.dumps({"type": "resume", "after_seq": 0}))
-            ws.send(
-                json.dumps(
-                    {"type": "message", "client_id": "q-1", "text": "I lost my card"}
-                )
-            )
-            ack = receive_until_frame(ws, lambda f: f["type"] == "ack")
-            # Killed while it waits for the model.
-            deadline = time.monotonic() + 20
-            while not fake_llm.requests and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert fake_llm.requests, "the first server never asked the model"
-            server.send_signal(signal.SIGKILL)
-            server.wait(timeout=10)
-
-        server = _start_server(env, port, log)
-        with ws_connect(
-            f"ws://127.0.0.1:{port}/ws/widget/", origin=origin, legacy=False
-        ) as ws:
-            ws.send(json.dumps({"type": "hello", "token": token}))
-            ws.send(json.dumps({"type": "resume", "after_seq": ack["seq"]}))
-            answer = receive_until_frame(
-                ws, lambda f: f["type"] == "message" and f["role"] == "bot"
-            )
-    finally:
-        server.kill()
+        widget = servers.Widget(port)
+        widget.resume()
+        ack = widget.ask("q-1", "I lost my card")
+        # Killed while it waits for the model.
+        deadline = time.monotonic() + 20
+        while not fake_llm.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert fake_llm.requests, "the first server never asked the model"
+        server.send_signal(signal.SIGKILL)
         server.wait(timeout=10)
+        widget.close()
+
+        server = servers.start_uvicorn(env, port, log)
+        widget = servers.Widget(port, widget.token)
+        widget.resume(after_seq=ack["seq"])
+        answer = widget.receive_until(servers.is_bot_message)
+        widget.close()
+    finally:
+        servers.stop(server)
 
     assert answer["reply_to"] == ack["seq"]
     # Asked twice: by the killed server, then by its successor.

@@ -2,12 +2,7 @@
 
 import json
 import os
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +10,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-ROOT = Path(__file__).resolve().parents[2]
-# The interpreter running the tests, so a checkout without .venv works too.
-PYTHON = Path(sys.executable)
+from tests.servers import free_port, manage, start_uvicorn
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -29,55 +23,16 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SERVER_START_TIMEOUT = 60.0
 
 # The first answer loads the embedding model; later ones take milliseconds.
 expect.set_options(timeout=20_000)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _manage(env: dict[str, str], *args: str) -> None:
-    result = subprocess.run(
-        [str(PYTHON), "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
-
-
-def _wait_until_up(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"The server exited early:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.25)
-    pytest.fail(
-        f"The server did not answer within {SERVER_START_TIMEOUT:.0f} s:\n"
-        f"{log.read_text()}"
-    )
 
 
 @pytest.fixture(scope="session")
 def live_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The whole server (uvicorn, ASGI, websockets) on a fresh demo database."""
     tmp = tmp_path_factory.mktemp("e2e")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
@@ -89,29 +44,11 @@ def live_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "WIDGET_ALLOWED_ORIGINS": url,
         "REDIS_URL": "",
     }
-    _manage(env, "migrate", "--noinput")
-    _manage(env, "load_demo")
+    manage(env, "migrate", "--noinput")
+    manage(env, "load_demo")
 
-    log = tmp / "server.log"
-    with log.open("wb") as log_file:
-        server = subprocess.Popen(
-            [
-                str(PYTHON),
-                "-m",
-                "uvicorn",
-                "support_bot.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    server = start_uvicorn(env, port, tmp / "server.log")
     try:
-        _wait_until_up(url + "/", server, log)
         yield url
     finally:
         server.terminate()

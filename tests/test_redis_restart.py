@@ -1,0 +1,134 @@
+"""Redis restarts under a running server: nothing is lost, live delivery
+comes back by itself.
+
+A Redis server of the test's own, on a port of its own, so that killing it
+disturbs nobody else.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from websockets.exceptions import ConnectionClosedError
+
+from support_bot.consumers import LAYER_DOWN_CLOSE_CODE
+from tests import servers
+from tests.conftest import require_service
+
+
+class RedisServer:
+    def __init__(self, port: int, log: Path) -> None:
+        self.port = port
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        argv += ["--save", "", "--appendonly", "no"]
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis.from_url(self.url, socket_connect_timeout=1).ping()
+                return
+            except redis.RedisError:
+                time.sleep(0.05)
+        pytest.fail(f"redis-server did not start:\n{self.log.read_text()}")
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    if shutil.which("redis-server") is None:
+        require_service("redis-server", "the test starts and kills a Redis of its own")
+    server = RedisServer(servers.free_port(), tmp_path / "redis.log")
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_tabs_keep_chatting_across_a_redis_restart(
+    own_redis: RedisServer, kb: Any, tmp_path: Path
+) -> None:
+    port = servers.free_port()
+    env = {
+        **os.environ,
+        "VAR_DIR": str(tmp_path),
+        "DATABASE_URL": servers.test_database_url(),
+        "REDIS_URL": own_redis.url,
+        "CELERY_BROKER_URL": own_redis.url.replace("/0", "/1"),
+        "DEBUG": "true",
+        "WIDGET_ALLOWED_ORIGINS": f"http://127.0.0.1:{port}",
+        "OPENAI_API_KEY": "",
+        "OFFLINE_STREAM_DELAY_MS": "0",
+    }
+    log = tmp_path / "server.log"
+    server = servers.start_uvicorn(env, port, log)
+    try:
+        asking = servers.Widget(port)
+        asking.resume()
+        asking.ask("q-1", "I lost my card")
+        asking.receive_until(servers.is_bot_message)
+        other_tab = servers.Widget(port, asking.token)
+        other_tab.resume(after_seq=2)
+
+        own_redis.kill()
+        # While Redis is away the asking tab still gets its answer (directly),
+        try:
+            ack = asking.ask("q-2", "How do I change my PIN?")
+            answer = asking.receive_until(servers.is_bot_message)
+            assert (answer["reply_to"], answer["seq"]) == (ack["seq"], ack["seq"] + 1)
+            # and a socket opened meanwhile is told to try again later.
+            with pytest.raises(ConnectionClosedError) as refused:
+                servers.Widget(port, asking.token)
+            assert refused.value.rcvd is not None
+            assert refused.value.rcvd.code == LAYER_DOWN_CLOSE_CODE
+        finally:
+            own_redis.start()
+
+        # Back: a new tab finds the answer stored while Redis was away,
+        third_tab = servers.Widget(port, asking.token)
+        third_tab.send({"type": "resume", "after_seq": 2})
+        replayed = third_tab.receive_until(lambda f: f.get("seq") == answer["seq"])
+        assert replayed["text"] == answer["text"]
+        third_tab.close()
+
+        # and the next answer reaches the tab open all along live again, once the
+        # layer has subscribed anew (it retries on its own).
+        deadline = time.monotonic() + 20
+        live_again = False
+        turn = 3
+        while not live_again and time.monotonic() < deadline:
+            asking.ask(f"q-{turn}", "When will my card arrive?")
+            answer = asking.receive_until(servers.is_bot_message)
+            turn += 1
+            try:
+                seen = other_tab.receive_until(
+                    lambda f, seq=answer["seq"]: f.get("seq") == seq, seconds=2
+                )
+            except TimeoutError:
+                continue
+            live_again = seen["replay"] is False
+        assert live_again, "the tab open all along never got an answer live again"
+        asking.close()
+        other_tab.close()
+    finally:
+        servers.stop(server)
