@@ -120,9 +120,11 @@ def test_two_tabs_keep_chatting_across_a_redis_restart(
             asking.ask(f"q-{turn}", "When will my card arrive?")
             answer = asking.receive_until(servers.is_bot_message)
             turn += 1
+            seq = answer["seq"]
             try:
                 seen = other_tab.receive_until(
-                    lambda f, seq=answer["seq"]: f.get("seq") == seq, seconds=2
+                    lambda f: bool(f.get("seq") == seq),  # noqa: B023
+                    seconds=2,
                 )
             except TimeoutError:
                 continue
