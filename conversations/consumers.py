@@ -44,6 +44,8 @@ REPLAY_PAGE = 200
 # file descriptor for nobody.
 HELLO_TIMEOUT = 30.0
 NO_HELLO_CLOSE_CODE = 4408
+# Seconds added to a wait that must not end early.
+TIMER_SLACK = 0.05
 
 
 def messages_after(conversation_id: Any, after_seq: int, limit: int) -> list[Message]:
@@ -222,7 +224,10 @@ class WidgetConsumer(PooledConsumer):
         at = pending.stranded_at
         again = timedelta(seconds=settings.STRANDED_ANSWER_SECONDS)
         while True:
-            await asyncio.sleep(max((at - timezone.now()).total_seconds(), 0))
+            # The event loop's timers can fire a little early, and the
+            # claim refuses before `at`.
+            wait = (at - timezone.now()).total_seconds()
+            await asyncio.sleep(max(wait, 0) + TIMER_SLACK)
             if self.closed:
                 return
             if not replies.answering_here(pending.conversation_id) and await db_async(

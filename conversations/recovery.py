@@ -4,8 +4,8 @@ The web process that stores a question answers it, in a task of its event
 loop (`conversations.replies`). When that process stops mid-answer (a crash,
 an out-of-memory kill, a restart that did not wait) nothing else knows that
 the question is unanswered: it is *stranded*. A question is stranded when the
-conversation is with the bot, nothing but the bot's answers to earlier
-questions was stored after it, and nothing at all for longer than any answer
+conversation is with the bot, nothing stored after it answers it (see
+`pending_question`), and nothing at all was stored for longer than any answer
 can take (`STRANDED_ANSWER_SECONDS`).
 
 A stranded question is answered by whoever sees it first: a widget socket of
@@ -63,11 +63,12 @@ OWED_LOOKBACK = 20
 def pending_question(conversation_id: Any) -> Pending | None:
     """The question the conversation's bot still owes an answer to, if any.
 
-    That is its newest customer message when the conversation is with the
-    bot and everything stored after it is the bot's answers to earlier
-    questions: the newest question is answered after those, one at a time.
-    Anything else after it (a notice of a hand-back, of a hold, an agent's
-    message) means it was dealt with otherwise.
+    That is its newest customer message, when the conversation is with the
+    bot and nothing stored after it answers it: an answer to it (or its
+    hold, or its withdrawal, which carry its seq) or a person's message.
+    The bot's answers to earlier questions can follow it (questions are
+    answered one at a time), and so can notices that answer nothing (a
+    person joined, the bot is back).
     """
     rows = list(
         Message.objects.filter(
@@ -82,8 +83,12 @@ def pending_question(conversation_id: Any) -> Pending | None:
         return None
     seq = rows[question][0]
     for _, role, reply_to, _ in rows[:question]:
-        if role != Message.Role.BOT or not isinstance(reply_to, int) or reply_to >= seq:
-            return None
+        if isinstance(reply_to, int) and reply_to >= seq:
+            return None  # answered, held or withdrawn
+        if role == Message.Role.AGENT or (
+            role == Message.Role.BOT and not isinstance(reply_to, int)
+        ):
+            return None  # a person (or an answer of unknown origin) replied
     last_seq, newest_at = rows[0][0], rows[0][3]
     return Pending(conversation_id, seq, last_seq, newest_at + _bound())
 
@@ -109,10 +114,12 @@ def stranded_questions(now: datetime) -> list[Pending]:
             reply_to=Cast(KeyTextTransform("reply_to", "metadata"), IntegerField()),
             question=Subquery(newest_question.values("seq")[:1]),
         )
-        # A question, or an answer to an earlier one than the newest.
+        # A question, an answer to an earlier one than the newest, or a
+        # notice that answers nothing; pending_question decides.
         .filter(
             Q(role=Message.Role.CUSTOMER)
             | Q(role=Message.Role.BOT, reply_to__lt=F("question"))
+            | Q(role=Message.Role.SYSTEM, reply_to__isnull=True)
         )
         .order_by("created_at")
         .values_list("conversation_id", flat=True)[:SWEEP_BATCH]
@@ -151,6 +158,19 @@ def claim(pending: Pending) -> bool:
             extra={"conversation_id": str(pending.conversation_id)},
         )
     return bool(claimed)
+
+
+async def answer_owed(conversation_id: Any) -> None:
+    """Answer the question the bot owes now, if any: after the bot got the
+    conversation back (a hand-back, an approved draft) with a question the
+    customer asked while a person had it."""
+    from support_bot.db import db_async
+
+    from .replies import answering_here, start_reply
+
+    pending = await db_async(pending_question)(conversation_id)
+    if pending is not None and not answering_here(conversation_id):
+        start_reply(conversation_id, pending.seq, None)
 
 
 def answer_stranded() -> int:

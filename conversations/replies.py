@@ -184,7 +184,7 @@ def post_question(
 def start_reply(
     conversation_id: Any,
     question_seq: int,
-    listener: Listener,
+    listener: Listener | None,
     ctx: ReplyContext | None = None,
 ) -> None:
     """Answer in the background, streaming to `listener` and the conversation.

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 
-from conversations import replies
+from conversations import recovery, replies
 from conversations.actions import ActionError
 from conversations.consumers import messages_after
 from conversations.models import Message
@@ -195,7 +195,10 @@ class AgentConsumer(PooledConsumer):
         await db_async(actions.resolve_conversation)(self.user, _conversation(frame))
 
     async def on_hand_back(self, frame: dict[str, Any]) -> None:
-        await db_async(actions.hand_back_to_bot)(self.user, _conversation(frame))
+        conversation = _conversation(frame)
+        await db_async(actions.hand_back_to_bot)(self.user, conversation)
+        # A question the customer asked meanwhile, that nobody answered.
+        await recovery.answer_owed(conversation)
 
     async def on_transfer(self, frame: dict[str, Any]) -> None:
         target = frame.get("agent")
@@ -230,7 +233,9 @@ class AgentConsumer(PooledConsumer):
             raise FrameError("invalid_frame", "approve needs the draft's id.")
         if text is not None and (not isinstance(text, str) or not text.strip()):
             raise FrameError("invalid_frame", "An edited answer needs its text.")
-        await db_async(actions.send_held_answer)(self.user, draft, text)
+        sent = await db_async(actions.send_held_answer)(self.user, draft, text)
+        # A question the customer asked while the draft waited.
+        await recovery.answer_owed(sent.conversation_id)
 
     async def on_discard(self, frame: dict[str, Any]) -> None:
         draft = frame.get("draft")

@@ -262,6 +262,16 @@ if RETENTION_MODE not in ("delete", "anonymise"):
 # reporter redacts them like log lines.
 DEFAULT_EXCEPTION_REPORTER = "support_bot.logging.RedactingExceptionReporter"
 
+# One model call bounded by LLM_TIMEOUT, and the self-check another: a bound
+# below that would answer again questions whose answer is only slow.
+_LONGEST_ANSWER = LLM_TIMEOUT * (2 if LLM_SELF_CHECK else 1)
+if STRANDED_ANSWER_SECONDS <= _LONGEST_ANSWER:
+    raise ImproperlyConfigured(
+        f"STRANDED_ANSWER_SECONDS ({STRANDED_ANSWER_SECONDS:g}) must be longer "
+        f"than an answer can take: {_LONGEST_ANSWER:g} s with LLM_TIMEOUT="
+        f"{LLM_TIMEOUT:g}{' and LLM_SELF_CHECK' if LLM_SELF_CHECK else ''}."
+    )
+
 for _name in (
     "LLM_TIMEOUT",
     "STRANDED_ANSWER_SECONDS",

@@ -262,3 +262,55 @@ async def test_each_heartbeat_brings_the_queue_with_offers_missed_live(
         "waiting",
         {"id": dana.pk, "name": "Dana"},
     )
+
+
+async def test_a_question_nobody_answered_is_answered_after_the_hand_back(
+    connect: Any, kb: Any
+) -> None:
+    widget = await connect()
+    await resume(widget)
+    console, conversation = await take_over(widget)
+    # Asked while the person had it, and left unanswered by them.
+    await widget.send_json_to(
+        {"type": "message", "client_id": new_client_id(), "text": "I lost my card"}
+    )
+    question = await receive_until(
+        widget, lambda f: f["type"] == "message" and f["role"] == "customer"
+    )
+
+    await console.send_json_to({"type": "hand_back", "conversation": conversation})
+
+    frames = await receive_until(
+        widget, lambda f: f["type"] == "message" and f["role"] == "bot"
+    )
+    assert frames[-1]["reply_to"] == question[-1]["seq"]
+    assert "Freeze" in frames[-1]["text"]
+
+
+async def test_a_question_the_person_answered_is_not_answered_again(
+    connect: Any, kb: Any
+) -> None:
+    widget = await connect()
+    await resume(widget)
+    console, conversation = await take_over(widget)
+    await widget.send_json_to(
+        {"type": "message", "client_id": new_client_id(), "text": "I lost my card"}
+    )
+    await receive_until(widget, lambda f: f["type"] == "ack")
+    await console.send_json_to(
+        {
+            "type": "reply",
+            "conversation": conversation,
+            "client_id": "a1",
+            "text": "I froze it for you.",
+        }
+    )
+    await receive_type(console, "ack", client_id="a1")
+
+    await console.send_json_to({"type": "hand_back", "conversation": conversation})
+    await receive_until(
+        widget, lambda f: f["type"] == "status" and f["status"] == "bot"
+    )
+
+    frames = await settle(widget)
+    assert not [f for f in frames if f["type"] == "message" and f["role"] == "bot"]

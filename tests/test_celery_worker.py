@@ -162,7 +162,7 @@ def test_worker_answers_a_question_whose_web_process_stopped(
     )
     time.sleep(0.5)
 
-    with _started_worker(settings, STRANDED_ANSWER_SECONDS="0.5"):
+    with _started_worker(settings, STRANDED_ANSWER_SECONDS="0.5", LLM_TIMEOUT="0.4"):
         answer_stranded_task.delay()
         assert _wait_for(lambda: Message.objects.filter(role="bot").exists()), (
             "the worker answered nothing"

@@ -9,6 +9,7 @@ test kills a real server mid-answer.
 import asyncio
 import os
 import signal
+import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -155,6 +156,28 @@ async def test_two_tabs_resuming_at_once_answer_once(connect: Any, kb: Any) -> N
     assert [(m.seq, m.metadata["reply_to"]) for m in answers] == [(2, 1)]
 
 
+async def test_a_widget_answers_once_another_claimers_answer_is_lost_too(
+    connect: Any, kb: Any
+) -> None:
+    first = await connect()
+    await resume(first)
+    token = first.welcome["token"]
+    question = await store_unanswered(token, "I lost my card")
+    await first.disconnect()
+    await asyncio.sleep(BOUND)
+    pending = await sync_to_async(recovery.pending_question)(question.conversation_id)
+    assert pending is not None
+    # Taken up by another process, which then stopped as well.
+    assert await sync_to_async(recovery.claim)(pending)
+
+    widget = await connect(token=token)
+    await resume(widget, after_seq=question.seq)
+    frames = await receive_until(widget, is_bot_message, seconds=BOUND * 4 + 10)
+
+    assert frames[-1]["reply_to"] == question.seq
+    assert len(await bot_answers(question.conversation_id)) == 1
+
+
 async def test_nothing_is_answered_again_once_a_person_has_the_conversation(
     connect: Any, kb: Any
 ) -> None:
@@ -206,13 +229,13 @@ def test_the_sweep_answers_questions_nobody_is_waiting_on(
     actions.store_bot_reply(
         second.conversation.pk, "At a cash machine.", {"reply_to": 1}
     )
-    # Answered, then handed to a person and back: nothing is owed.
+    # Answered by a person, then handed back: nothing is owed.
     handed_back = Visitor.objects.create(token_hash=hash_token("back"))
     back = actions.post_customer_message(handed_back, "c-5", "I lost my card")
     with transaction.atomic():
-        actions.append_system_message(
-            actions.lock_conversation(back.conversation.pk), "Our assistant is back."
-        )
+        locked = actions.lock_conversation(back.conversation.pk)
+        actions.append_message(locked, "agent", "I froze it for you.")
+        actions.append_system_message(locked, "Our assistant is back.")
     long_ago = timezone.now() - timedelta(seconds=BOUND)
     Message.objects.update(created_at=long_ago)
     Conversation.objects.exclude(pk=fresh.conversation.pk).update(updated_at=long_ago)
@@ -274,7 +297,8 @@ def test_a_killed_server_s_question_is_answered_after_the_restart(
         "WIDGET_ALLOWED_ORIGINS": f"http://127.0.0.1:{port}",
         "OPENAI_API_KEY": "test-key",
         "OPENAI_BASE_URL": fake_llm.base_url,
-        "LLM_TIMEOUT": "60",
+        # Killed well within the first answer's time.
+        "LLM_TIMEOUT": "1.5",
         "STRANDED_ANSWER_SECONDS": "2",
     }
     servers.manage(env, "migrate", "--noinput")
@@ -312,3 +336,17 @@ def test_a_killed_server_s_question_is_answered_after_the_restart(
     questions = [r["messages"][-1]["content"] for r in fake_llm.requests]
     assert len(questions) == 2 and all("lost my card" in q for q in questions)
     assert "again: its answer was lost" in log.read_text()
+
+
+def test_a_bound_shorter_than_an_answer_is_refused_at_start() -> None:
+    env = {**os.environ, "STRANDED_ANSWER_SECONDS": "10", "LLM_TIMEOUT": "20"}
+    done = subprocess.run(
+        [str(servers.PYTHON), "manage.py", "check"],
+        cwd=servers.ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "STRANDED_ANSWER_SECONDS (10) must be longer" in done.stderr

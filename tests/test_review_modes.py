@@ -131,3 +131,39 @@ async def receive_held(widget: Any, question: str) -> list[dict[str, Any]]:
     return await receive_until(
         widget, lambda f: f["type"] == "message" and f["text"] == HELD
     )
+
+
+async def test_a_question_asked_while_a_draft_waited_is_answered_after_it(
+    connect: Any, kb: Any, llm: Any
+) -> None:
+    await review_mode("copilot")
+    card = kb[CARD_TITLE].id
+    llm.script(
+        Reply(chunks=[f"Within 3 to 5 working days [A{card}]."]),
+        Reply(chunks=[f"Yes, in the app [A{card}]."]),
+    )
+    widget = await connect()
+    await resume(widget)
+    await receive_held(widget, "When will my card arrive?")
+    await widget.send_json_to(
+        {"type": "message", "client_id": "later", "text": "And can I track it?"}
+    )
+    later = (await receive_until(widget, lambda f: f["type"] == "ack"))[-1]["seq"]
+    held = await HeldAnswer.objects.aget()
+
+    dana = await sync_to_async(make_agent)("dana")
+    console = await open_console(dana)
+    await console.connect()
+    await console.send_json_to({"type": "approve", "draft": held.pk})
+
+    approved = await receive_until(
+        widget, lambda f: f["type"] == "message" and f["role"] == "bot"
+    )
+    assert approved[-1]["text"] == "Within 3 to 5 working days."
+    # The later question is answered next: in copilot, as a draft for a person.
+    notice = await receive_until(
+        widget, lambda f: f["type"] == "message" and f["text"] == HELD
+    )
+    assert notice[-1]["reply_to"] == later
+    second = await HeldAnswer.objects.exclude(pk=held.pk).aget()
+    assert (second.reply_to, second.text) == (later, "Yes, in the app.")
