@@ -26,6 +26,7 @@ from support_bot.db import db_async
 from . import actions, recovery, replies
 from .models import Conversation, Message, Visitor
 from .protocol import (
+    CLIENT_ID,
     FrameError,
     decode,
     limiter_for,
@@ -121,6 +122,7 @@ class WidgetConsumer(PooledConsumer):
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None
     ) -> None:
+        frame: dict[str, Any] = {}
         try:
             frame = decode(text_data)
             kind = frame["type"]
@@ -131,13 +133,21 @@ class WidgetConsumer(PooledConsumer):
             await self.send_json(error.as_frame())
         except Exception:
             logger.exception("Widget frame failed")
-            await self.send_json(
-                {
-                    "type": "error",
-                    "code": "server_error",
-                    "message": "Something went wrong on our side. Please try again.",
-                }
-            )
+            error_frame = {
+                "type": "error",
+                "code": "server_error",
+                "message": "Something went wrong on our side. Please try again.",
+            }
+            # A message that failed (the database was unreachable, say) was
+            # not stored: naming it lets the client send it again.
+            client_id = frame.get("client_id")
+            if (
+                frame.get("type") == "message"
+                and isinstance(client_id, str)
+                and CLIENT_ID.fullmatch(client_id)
+            ):
+                error_frame["client_id"] = client_id
+            await self.send_json(error_frame)
 
     # --- client frames ------------------------------------------------------
 
