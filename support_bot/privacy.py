@@ -6,6 +6,12 @@ sent to a language model, on log records, and on previews shown outside the
 conversation view (escalation summaries). The stored messages keep the real
 text: an agent working the conversation needs it.
 
+`redact_answer` and `AnswerStream` do the same for the bot's own answers, for
+card numbers and IBANs only. The model never sees the customer's, so one in
+an answer is made up or injected, and a bot that writes out a full card
+number teaches customers to expect one there. Phone numbers and addresses
+stay: the articles give the bank's own, and the model may reformat them.
+
 Detection reads the text as people type it, not only as ASCII: compatibility
 forms are folded (NFKC: full-width digits from a Japanese or Chinese input
 method, non-breaking and ideographic spaces), invisible format characters
@@ -166,6 +172,89 @@ def _fold_char(char: str) -> str:
     if category == "Nd":  # any script's digits: Arabic-Indic, Devanagari, ...
         return str(unicodedata.decimal(char))
     return unicodedata.normalize("NFKC", char).translate(_DASHES).translate(_DOTS)
+
+
+def redact_answer(text: str, stated: str = "") -> str:
+    """The bot's `text` with card numbers and IBANs replaced by placeholders.
+
+    One that `stated` (the articles the answer was written from) has exactly
+    as written is ours, an id in a help-centre link say, and stays.
+    """
+    if not _ANY_DIGIT.search(text):
+        return text
+    for find, placeholder in ((_ibans, IBAN), (_cards, CARD)):
+        folded = _fold(text)
+        spans = (folded.source(span) for span in find(folded.text))
+        kept = [(start, end) for start, end in spans if text[start:end] not in stated]
+        text = _replace(text, kept, placeholder)
+    return text
+
+
+class AnswerStream:
+    """An answer's pieces, as the model writes them, redacted as `redact_answer`.
+
+    A number can arrive split over pieces, so what could still grow into a
+    card number or an IBAN (the last word, or a run of digit groups at the
+    end of the text so far) is held back until the text moves past it.
+    """
+
+    def __init__(self, stated: str = "") -> None:
+        self._stated = stated
+        self._text = ""
+        self._shown = ""
+
+    def add(self, piece: str) -> str:
+        """What can be shown now, after what `add` returned before."""
+        self._text += piece
+        return self._show(self._text[: _open_from(self._text)])
+
+    def finish(self) -> str:
+        """The rest, once the model has finished."""
+        return self._show(self._text)
+
+    def _show(self, settled: str) -> str:
+        redacted = redact_answer(settled, self._stated)
+        if not redacted.startswith(self._shown):
+            # Cannot happen while _open_from holds back enough; should it,
+            # the preview stops and the stored answer replaces it.
+            return ""
+        new = redacted[len(self._shown) :]
+        self._shown = redacted
+        return new
+
+
+OPEN_REACH = 100
+_IBAN_SO_FAR = r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}[A-Za-z0-9]*(?:[ .-][A-Za-z0-9]+)*\Z"
+# What may still grow while the text ends in a letter or digit: the word, a
+# run of digit groups, an IBAN's groups.
+_OPEN_ENDS = [
+    re.compile(r"[^\W_]+\Z"),
+    re.compile(r"(?<![A-Za-z0-9_])\d+(?:(?: ?[./-] ?| )\d+)*\Z"),
+    re.compile(_IBAN_SO_FAR),
+]
+# And while it ends in a separator that another group may follow: groups of a
+# card's sizes (a lone "5 " starts none), an IBAN's groups.
+_OPEN_AFTER_SEPARATOR = [
+    re.compile(r"(?<![A-Za-z0-9_])\d{3,6}(?:(?: ?[./-] ?| )\d{3,6})*\Z"),
+    re.compile(_IBAN_SO_FAR),
+]
+
+
+def _open_from(text: str) -> int:
+    """Where the part of `text` that later pieces could still change begins."""
+    folded = _fold(text).text
+    end = len(folded.rstrip(" ./-"))
+    patterns = _OPEN_ENDS if end == len(folded) else _OPEN_AFTER_SEPARATOR
+    # The longest card or IBAN, however spaced, is well within this reach.
+    window = max(0, end - OPEN_REACH)
+    starts = [
+        match.start()
+        for pattern in patterns
+        if (match := pattern.search(folded, window, end))
+    ]
+    if not starts:
+        return len(text)
+    return _fold(text).source((min(starts), min(starts) + 1))[0]
 
 
 def redact_turns(turns: Iterable[Turn]) -> list[Turn]:

@@ -11,6 +11,7 @@ IBANs, phone numbers and addresses; phonenumbers' matcher is most of that.
 # ruff: noqa: RUF001
 
 import inspect
+import itertools
 import json
 import logging
 import re
@@ -28,10 +29,11 @@ from kombu.utils.json import dumps as kombu_dumps
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 from stdnum import iban, luhn
 
+from conversations.models import Message
 from escalation.models import Escalation
 from support_bot import logging as redacting_logging
 from support_bot.celery import app as celery_app
-from support_bot.privacy import redact
+from support_bot.privacy import AnswerStream, redact, redact_answer
 from tests.fake_llm import Reply
 from tests.widget import ask, receive_until, resume
 
@@ -426,3 +428,58 @@ async def test_the_escalation_preview_hides_the_card(
     escalation = await Escalation.objects.aget()
     assert "[card]" in escalation.summary
     assert not carries_card(escalation.summary)
+
+
+# --- The bot's answers ------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("bot_always_answers")
+async def test_an_answer_never_shows_or_stores_a_card_number(
+    connect: Any, kb: Any, llm: Any
+) -> None:
+    # A misbehaving model, the number split over pieces as a stream splits it.
+    lost = kb["Reporting a lost or stolen card"].id
+    llm.default = Reply(
+        chunks=["Your card number is 4111 11", "11 1111 11", f"11 [A{lost}]."]
+    )
+    widget = await connect()
+    await resume(widget)
+
+    frames = await ask(widget, "What is my card number?")
+
+    stored = await Message.objects.filter(role="bot").alast()
+    assert stored is not None and stored.text == "Your card number is [card]."
+    shown = "".join(f["text"] for f in frames if f["type"] == "bot.delta")
+    assert shown.startswith("Your card number is [card]")
+    assert not [f for f in frames if carries_card(f)]
+
+
+def test_an_answer_keeps_what_its_articles_state() -> None:
+    article = "Our help centre: https://kestrel.example/help/4111111111111111"
+    answer = (
+        "See https://kestrel.example/help/4111111111111111, call 0800 123 4567 "
+        "or pay to GB82 WEST 1234 5698 7654 32 from 4111-1111-1111-1111."
+    )
+
+    assert redact_answer(answer, article) == (
+        "See https://kestrel.example/help/4111111111111111, call 0800 123 4567 "
+        "or pay to [iban] from [card]."
+    )
+
+
+@given(
+    cuts=st.lists(st.integers(1, 90), max_size=12, unique=True),
+    number=card_numbers(),
+)
+def test_a_streamed_answer_shows_what_the_whole_answer_would(
+    cuts: list[int], number: str
+) -> None:
+    answer = f"Card {number}, IBAN GB82 WEST 1234 5698 7654 32. Done in 3 days."
+    stream = AnswerStream()
+    shown = []
+    for start, end in itertools.pairwise([0, *sorted(cuts), len(answer)]):
+        shown.append(stream.add(answer[start:end]))
+        assert not re.search(r"\d{4}\W?\d{4}", "".join(shown))
+    shown.append(stream.finish())
+
+    assert "".join(shown) == redact_answer(answer)
