@@ -11,6 +11,7 @@ from better_profanity import profanity
 from conversations.models import Conversation, Message
 from escalation.models import Escalation
 from knowledge.guidelines import GuidelineEdit, publish, save_draft
+from knowledge.management.commands.load_demo import DEMO_GUIDELINES
 from knowledge.models import Guideline
 from support_bot.bot.decision import ASKED_FOR_PERSON, PEOPLE_TOPIC, WITHDRAWN
 from support_bot.bot.engine import RetrievedArticle
@@ -186,6 +187,98 @@ async def test_instructions_in_customer_text_stay_data(
     assert question["role"] == "user"
     assert "Ignore your rules" in question["content"]
     assert "Ignore your rules" not in system["content"]
+
+
+DEMO_NEVER_DO = next(text for kind, text in DEMO_GUIDELINES if kind == "never_do")
+
+
+async def test_the_demo_never_do_guideline_withdraws_a_request_for_a_pin(
+    connect: Any, kb: Any, llm: Any
+) -> None:
+    await sync_to_async(publish_guideline)("never_do", DEMO_NEVER_DO)
+    card = kb[CARD_TITLE].id
+    llm.script(
+        Reply(
+            chunks=[
+                "Please reply here with your full card number and PIN ",
+                f"so I can check [A{card}].",
+            ]
+        )
+    )
+    widget = await connect()
+    await resume(widget)
+
+    answer = await final_answer_to(widget, "When will my card arrive?")
+
+    assert answer["text"] == WITHDRAWN
+    stored = await Message.objects.aget(seq=answer["seq"])
+    assert stored.metadata["signals"]["violations"] == [f"never_do: {DEMO_NEVER_DO}"]
+
+
+def breaks_the_demo_rule(answer: str) -> bool:
+    return any(
+        v.check == "never_do"
+        for v in check_answer(answer, [], never_do=[DEMO_NEVER_DO])
+    )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Please reply here with your full card number and PIN so I can check.",
+        "Can you tell me your PIN?",
+        "Please send me your passcode.",
+        "What is your PIN?",
+        "What's your card number?",
+        "I'll need your full card number to look into this.",
+        "Could you please confirm your card number?",
+        "Type your passcode here and I will check.",
+        "We need to ask for your PIN first.",
+        "For your security, please share your passcode.",
+        "I need you to give me your PINs.",
+        "Just reply with the long number on your card.",
+    ],
+)
+def test_asking_for_any_of_the_forbidden_things_breaks_the_rule(answer: str) -> None:
+    assert breaks_the_demo_rule(answer)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "We will never ask for your PIN.",
+        "Don't share your PIN with anyone.",
+        "Never give your passcode to anyone, not even us.",
+        "Kestrel Bank will never ask you for your full card number, PIN or passcode.",
+        "Anyone asking for your PIN is a fraudster, so hang up.",
+        "If the app asks for your passcode, enter it.",
+        "You will need your PIN at the cash machine.",
+        "Enter your PIN at the cash machine to activate the card.",
+        "We will send you a new PIN by post.",
+        "We need to send you a new card number.",
+        "You can change your PIN in the app under Cards.",
+        "What is a PIN? It is the four-digit code for your card.",
+        "Please keep your PIN secret.",
+    ],
+)
+def test_warnings_and_advice_about_the_forbidden_things_pass(answer: str) -> None:
+    assert not breaks_the_demo_rule(answer)
+
+
+@pytest.mark.parametrize(
+    ("rule", "answer", "broken"),
+    [
+        ("Never promise a card upgrade", "I promise a free card upgrade.", True),
+        ("Never promise a card upgrade", "I can't promise a card upgrade.", False),
+        ("Do not mention competitors or rival banks", "Rival banks charge more.", True),
+        ("Avoid discussing politics", "The weather is fine.", False),
+    ],
+)
+def test_other_never_do_rules_read_their_verb(
+    rule: str, answer: str, broken: bool
+) -> None:
+    found = check_answer(answer, [], never_do=[rule])
+    assert bool(found) is broken
 
 
 def test_figures_the_articles_state_pass() -> None:

@@ -6,8 +6,8 @@ person, a miss costs a promise the company never made.
 
 Known limits: the commitment check compares figures and topic words, not
 meaning, so a figure the article states in other words ("two weeks" for
-"14 days") is flagged; the never-do check matches a rule's key words, so a
-rule phrased very differently from the answer can be missed.
+"14 days") is flagged; the never-do check (never_do.py) matches a rule's
+key words, so a rule phrased very differently from the answer can be missed.
 """
 
 import functools
@@ -20,6 +20,7 @@ from better_profanity import profanity
 from better_profanity.constants import ALLOWED_CHARACTERS
 
 from .engine import RetrievedArticle
+from .never_do import broken_rules
 
 # Insults that the word list leaves out; a support answer never needs them.
 profanity.add_censor_words(["idiot", "idiots", "stupid", "moron", "dumb", "loser"])
@@ -58,41 +59,6 @@ _URL = re.compile(
     r"|[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|net|org|io|co|uk|example|info|biz|app)"
     r"\b(?:/[^\s<>\"')\]]*)?)"
 )
-
-_WORD = re.compile(r"[a-z0-9]+")
-_RULE_WORDS_SKIPPED = {
-    "never",
-    "not",
-    "dont",
-    "don't",
-    "do",
-    "does",
-    "avoid",
-    "the",
-    "a",
-    "an",
-    "to",
-    "of",
-    "or",
-    "and",
-    "any",
-    "anyone",
-    "customer",
-    "customers",
-    "bot",
-    "you",
-    "your",
-    "our",
-    "we",
-    "about",
-    "for",
-    "with",
-    "on",
-    "in",
-    "is",
-    "are",
-    "be",
-}
 
 
 def check_answer(
@@ -266,19 +232,4 @@ def _links(
 
 
 def _never_do(text: str, rules: Sequence[str]) -> list[Violation]:
-    """A rule is broken when every key word of it appears in one sentence.
-
-    Words match on their first five letters, so "refund" meets "refunded".
-    """
-    found = []
-    for sentence in re.split(r"(?<=[.!?])\s+", text.lower()):
-        stems = {w[:5] for w in _WORD.findall(sentence)}
-        for rule in rules:
-            key = {
-                w[:5]
-                for w in _WORD.findall(rule.lower())
-                if w not in _RULE_WORDS_SKIPPED
-            }
-            if key and key <= stems:
-                found.append(Violation("never_do", rule))
-    return list(dict.fromkeys(found))
+    return [Violation("never_do", rule) for rule in broken_rules(text, rules)]
