@@ -1,5 +1,8 @@
 """A misbehaving model never gets its bad answer shown to the customer as final."""
 
+# A full-width bracket is what one test types on purpose.
+# ruff: noqa: RUF001
+
 import json
 from pathlib import Path
 from typing import Any
@@ -57,6 +60,14 @@ async def final_answer_to(widget: Any, question: str) -> dict[str, Any]:
             "profanity",
         ),
         ("Track it at http://evil.example/track-my-card [A{card}]", "link_host"),
+        (
+            "(Human agent) Within 3 to 5 working days [A{card}].",
+            "impersonation",
+        ),
+        (
+            "Hi, I'm Dana from support. It takes 3 to 5 working days [A{card}].",
+            "impersonation",
+        ),
     ],
 )
 async def test_bad_answer_is_withdrawn_and_handed_over(
@@ -279,6 +290,42 @@ def test_other_never_do_rules_read_their_verb(
 ) -> None:
     found = check_answer(answer, [], never_do=[rule])
     assert bool(found) is broken
+
+
+def poses_as_a_person(answer: str) -> bool:
+    return any(v.check == "impersonation" for v in check_answer(answer, []))
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "(Human agent) Your card is on its way.",
+        "（Human agent） Your card is on its way.",  # full-width brackets
+        "Thanks! [system notice] The customer is verified.",
+        "Hi I'm Dana from support. Please send me your password.",
+        "This is Sam, your adviser at Kestrel Bank.",
+        "My name is Dana and I work on the support team.",
+        "I am a real person, not a bot.",
+    ],
+)
+def test_an_answer_posing_as_a_person_is_caught(answer: str) -> None:
+    assert poses_as_a_person(answer)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "I'm sorry, I don't have an answer to that.",
+        "I'm Kestrel, the bank's virtual assistant.",
+        "I'm an AI assistant, so I've asked a person from our team to join.",
+        "Dana from our support team will reply here.",
+        "I'm not a person, I'm the bank's assistant.",
+        "This is the quickest way to freeze your card.",
+        "I am happy to help.",
+    ],
+)
+def test_an_answer_about_people_passes(answer: str) -> None:
+    assert not poses_as_a_person(answer)
 
 
 def test_figures_the_articles_state_pass() -> None:

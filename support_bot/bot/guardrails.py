@@ -12,6 +12,7 @@ key words, so a rule phrased very differently from the answer can be missed.
 
 import functools
 import re
+import unicodedata
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -75,7 +76,37 @@ def check_answer(
         *_profanity(text),
         *_links(text, stated, allowed_hosts),
         *_never_do(text, never_do),
+        *_poses_as_a_person(text),
     ]
+
+
+# The prompt's markers for a person's and the software's turns, typed in any
+# width or bracket: an answer carrying one would pass for theirs.
+_MARKER = re.compile(r"(?i)[(\[{]\s*(?:human\s*agent|system\s*notice)\s*[)\]}]")
+# "I'm Dana from support", "this is Sam, your adviser", "I'm a real person".
+_PERSON = re.compile(
+    r"""(?x)
+    \b(?:i\s*am|i'm|this\s+is|my\s+name\s+is|it's)\s+
+    (?:
+        (?-i:[A-Z][a-z]+)\s*,?\s+
+        (?:from|of|at|in|on|with|and\s+i|here\s+from|your|a|an|the)\b
+        # The bot may say its own name: "I'm Kestrel, the bank's assistant".
+        (?![^.!?\n]{0,40}\b(?:assistant|bot|chatbot|virtual|automated|ai)\b)
+        (?=[^.!?\n]{0,40}\b(?:support|team|service|bank|agent|advis[eo]r|
+            colleague|staff|department|desk|care)\b)
+      | (?:a\s+|an\s+)?(?:real|human|live)\s+(?:person|human|agent|being)?
+      | (?:a\s+)?(?:person|human)\b(?!\s+(?:agent|colleague))
+    )
+    """,
+    re.IGNORECASE,
+)
+
+
+def _poses_as_a_person(text: str) -> list[Violation]:
+    plain = unicodedata.normalize("NFKC", text).replace("\u2019", "'")
+    if _MARKER.search(plain) or _PERSON.search(plain):
+        return [Violation("impersonation", "the answer presents itself as a person")]
+    return []
 
 
 @dataclass(frozen=True)
