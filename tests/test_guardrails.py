@@ -339,6 +339,53 @@ def test_figures_the_articles_state_pass() -> None:
     ]
 
 
+CARD_ARTICLE = RetrievedArticle(
+    1,
+    "New cards",
+    "A new card arrives within 3 to 5 working days. A dispute takes up to 14 "
+    "days. Ordering a replacement is free.",
+    0.9,
+)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "As an apology we will credit fifty pounds to your account.",
+        "We will credit your account for the delay.",
+        "Ordering a replacement costs five pounds.",
+        "You get half price on your next card order.",
+        "You get a discount on your next card.",
+        "It will arrive within a couple of hours, guaranteed.",
+        "It will arrive tomorrow morning.",
+        "It will arrive by Friday.",
+        "It will arrive within an hour.",
+        "It arrives in two working days.",
+        "We will refund you five hundred pounds today as compensation.",
+        "A goodwill payment is on its way.",
+        "You will get twenty-five per cent back.",
+    ],
+)
+def test_a_commitment_in_words_is_caught_as_in_digits(answer: str) -> None:
+    assert "unsupported_commitment" in [
+        v.check for v in check_answer(answer, [CARD_ARTICLE])
+    ]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "It arrives within three to five working days.",
+        "A dispute takes up to two weeks.",  # 14 days in the article
+        "A dispute takes up to a fortnight.",
+        "One of our team can look at your credit card limit.",
+        "Have a nice day!",
+    ],
+)
+def test_figures_the_article_states_in_other_words_pass(answer: str) -> None:
+    assert check_answer(answer, [CARD_ARTICLE]) == []
+
+
 def test_links_to_hosts_the_articles_use_pass() -> None:
     article = RetrievedArticle(1, "Help", "See https://kestrel.example/help.", 0.9)
 

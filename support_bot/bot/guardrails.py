@@ -5,8 +5,9 @@ are deliberately strict and simple: a false alarm costs a hand-over to a
 person, a miss costs a promise the company never made.
 
 Known limits: the commitment check compares figures and topic words, not
-meaning, so a figure the article states in other words ("two weeks" for
-"14 days") is flagged; the never-do check (never_do.py) matches a rule's
+meaning. Figures meet whatever their spelling ("two weeks" is "14 days"),
+but a span in another unit family ("24 hours" for "one day") is flagged;
+the never-do check (never_do.py) matches a rule's
 key words, so a rule phrased very differently from the answer can be missed.
 """
 
@@ -21,6 +22,7 @@ from better_profanity import profanity
 from better_profanity.constants import ALLOWED_CHARACTERS
 
 from .engine import RetrievedArticle
+from .figures import figures
 from .never_do import broken_rules
 
 # Insults that the word list leaves out; a support answer never needs them.
@@ -33,22 +35,20 @@ class Violation:
     detail: str
 
 
-# A money amount, a percentage, or a span of time: the figures of a promise.
-_FIGURE = re.compile(
-    r"""(?ix)
-    (?:[£$€]\s?\d[\d,]*(?:\.\d+)?)                      # £5, $1, €1,000.50
-    | (?:\d[\d,]*(?:\.\d+)?\s?(?:%|percent\b))          # 2%, 1.5 percent
-    | (?:\d[\d,]*(?:\.\d+)?\s?(?:dollars?|pounds?|euros?|usd|gbp|eur)\b)
-    | (?:\d+\s?(?:-|to)?\s?\d*\s?(?:working\s|business\s|calendar\s)?
-         (?:minutes?|hours?|days?|weeks?|months?|years?)\b)
-    """
-)
-
 # Topics on which an answer commits the company; each needs an article that
 # speaks of the same topic.
 _TOPICS = {
-    "refund": re.compile(r"(?i)\b(refund\w*|reimburs\w*|money back|compensat\w*)"),
-    "discount": re.compile(r"(?i)\b(discount\w*|promo\w*|coupon\w*|voucher\w*)"),
+    # "credit" as money paid in ("we will credit £50", "a credit of"), not a
+    # credit card, score or limit.
+    "refund": re.compile(
+        r"(?i)\b(refund\w*|reimburs\w*|money back|compensat\w*|goodwill"
+        r"|credit(?:s|ed|ing)?\b(?!\s+(?:cards?|scores?|limits?|ratings?|checks?"
+        r"|history|reports?|unions?|lines?|agenc\w+|files?)\b))"
+    ),
+    "discount": re.compile(
+        r"(?i)\b(discount\w*|promo\w*|coupon\w*|voucher\w*|half[\s-]+(?:price|off)"
+        r"|\d+\s?%\s+off)"
+    ),
     "price": re.compile(
         r"(?i)\b(price\w*|pricing|costs?|charge[sd]?|fees?|free of charge)\b"
     ),
@@ -113,6 +113,7 @@ def _poses_as_a_person(text: str) -> list[Violation]:
 class _Stated:
     """What the given articles state, as far as the checks look."""
 
+    # In one spelling each (figures.py), so "£50" meets "fifty pounds".
     figures: frozenset[str]
     topics: frozenset[str]
     hosts: frozenset[str]
@@ -123,9 +124,7 @@ class _Stated:
 @functools.lru_cache(maxsize=256)
 def _stated_in(sources: str) -> _Stated:
     return _Stated(
-        figures=frozenset(
-            _normalise_figure(m.group()) for m in _FIGURE.finditer(sources)
-        ),
+        figures=frozenset(figures(sources)),
         topics=frozenset(
             t for t, pattern in _TOPICS.items() if pattern.search(sources)
         ),
@@ -133,15 +132,11 @@ def _stated_in(sources: str) -> _Stated:
     )
 
 
-def _normalise_figure(figure: str) -> str:
-    return re.sub(r"[\s,]", "", figure.lower()).replace("percent", "%")
-
-
 def _unsupported_commitments(text: str, stated: _Stated) -> list[Violation]:
     found = [
-        Violation("unsupported_commitment", f"the articles do not state {m.group()!r}")
-        for m in _FIGURE.finditer(text)
-        if _normalise_figure(m.group()) not in stated.figures
+        Violation("unsupported_commitment", f"the articles do not state {words!r}")
+        for figure, words in figures(text).items()
+        if figure not in stated.figures
     ]
     found += [
         Violation("unsupported_commitment", f"no article speaks of {topic}")
