@@ -35,7 +35,7 @@ from support_bot.bot.memory import MAX_RECENT_MESSAGES, StoredTurn, select_recen
 from support_bot.bot.retrieval import ArticleDoc, ArticleIndex
 from support_bot.bot.signals import measure_before
 from support_bot.db import db_async
-from support_bot.privacy import redact_request
+from support_bot.privacy import redact_answer, redact_request
 
 from . import actions
 from . import rows as conversation_rows
@@ -671,5 +671,6 @@ async def draft_reply(conversation_id: Any) -> tuple[str, list[dict[str, Any]]]:
     async for event in get_engine().stream(request):
         if isinstance(event, Completed):
             text, sources = event.text, event.sources
+    text = redact_answer(text, " ".join(a.body for a in articles))
     titles = {a.id: a.title for a in articles}
     return text, [{"id": i, "title": titles[i]} for i in sources if i in titles]

@@ -6,6 +6,19 @@ sent to a language model, on log records, and on previews shown outside the
 conversation view (escalation summaries). The stored messages keep the real
 text: an agent working the conversation needs it.
 
+`redact_answer` and `AnswerStream` do the same for the bot's own answers, for
+card numbers and IBANs only. The model never sees the customer's, so one in
+an answer is made up or injected, and a bot that writes out a full card
+number teaches customers to expect one there. Phone numbers and addresses
+stay: the articles give the bank's own, and the model may reformat them.
+
+Detection reads the text as people type it, not only as ASCII: compatibility
+forms are folded (NFKC: full-width digits from a Japanese or Chinese input
+method, non-breaking and ideographic spaces), invisible format characters
+(zero-width spaces, soft hyphens) are ignored and every dash reads as "-".
+Placeholders then replace the original characters, so the rest of the text
+reads as it was written.
+
 Each kind is validated, not just pattern-matched, so ordinary text survives:
 an order number that fails the Luhn check stays, as do amounts, dates, times
 and "3 to 5 working days". The passes run in an order that keeps one kind from
@@ -20,8 +33,9 @@ characters packed with numbers, nearly all of it in phonenumbers' matcher.
 
 import functools
 import re
-from collections.abc import Iterable
-from dataclasses import replace
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 
 import phonenumbers
 from django.conf import settings
@@ -47,9 +61,11 @@ Span = tuple[int, int]
 _EMAIL_CANDIDATE = re.compile(r"[^\s@<>()\[\],;:\"]+@[^\s@<>()\[\],;:\"]+")
 _EMAIL_TRAILING = ".!?'"
 
-# Groups of digits separated by single spaces or dashes, not glued to letters
-# (so "ORD4111111111111111" or the hex groups of a UUID are not candidates).
-_DIGIT_RUN = re.compile(r"(?<!\w)\d+(?:[ -]\d+)*(?!\w)")
+# Groups of digits separated by one space, dot, dash or slash (a space may
+# stand either side of the sign), not glued to Latin letters or digits (so
+# "ORD4111111111111111" or the hex groups of a UUID are not candidates; a
+# number written straight after Japanese or Chinese text still is one).
+_DIGIT_RUN = re.compile(r"(?<![A-Za-z0-9_])\d+(?:(?: ?[./-] ?| )\d+)*(?![A-Za-z0-9_])")
 _DIGIT_GROUP = re.compile(r"\d+")
 CARD_DIGITS = range(13, 20)
 # Cards are written in groups of 3 to 6 (4-4-4-4, 4-6-5, 4-4-4-4-3). Shorter
@@ -65,7 +81,7 @@ _PHONE_DIGITS = re.compile(r"\d(?:[\s().\-/]*\d){3}")
 # A country code and check digits, then the account in one block or in
 # groups; ISO 13616 caps the compact form at 34 characters.
 _IBAN_START = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}[A-Za-z0-9]*")
-_IBAN_GROUP = re.compile(r" ([A-Za-z0-9]+)(?![A-Za-z0-9])")
+_IBAN_GROUP = re.compile(r"[ .-]([A-Za-z0-9]+)(?![A-Za-z0-9])")
 IBAN_LENGTH = range(15, 35)
 
 
@@ -74,6 +90,8 @@ IBAN_LENGTH = range(15, 35)
 # many recent texts as a few hundred conversations hold in their prompts.
 REDACTED_KEEP = 4096
 _ANY_DIGIT = re.compile(r"\d")
+# Digits of any script, and the "@" of any width.
+_MAY_HOLD = re.compile(r"[\d@\uff20\ufe6b]")
 
 
 def redact(text: str, *, region: str | None = None) -> str:
@@ -82,22 +100,161 @@ def redact(text: str, *, region: str | None = None) -> str:
     `region` is where a phone number written without "+" and a country code is
     assumed to be from; it defaults to the PRIVACY_PHONE_REGION setting.
     """
-    if "@" not in text and not _ANY_DIGIT.search(text):
+    if not _MAY_HOLD.search(text):
         return text
     return _redact(text, region or _phone_region())
 
 
 @functools.lru_cache(maxsize=REDACTED_KEEP)
 def _redact(text: str, region: str) -> str:
-    if "@" in text:
-        text = _replace(text, _emails(text), EMAIL)
+    if "@" in _fold(text).text:
+        text = _redact_kind(text, _emails, EMAIL)
     if not _ANY_DIGIT.search(text):
         return text
-    text = _replace(text, _ibans(text), IBAN)
-    text = _replace(text, _cards(text), CARD)
-    if not _PHONE_DIGITS.search(text):
+    text = _redact_kind(text, _ibans, IBAN)
+    text = _redact_kind(text, _cards, CARD)
+    if not _PHONE_DIGITS.search(_fold(text).text):
         return text
-    return _replace(text, _phones(text, region), PHONE)
+    return _redact_kind(text, lambda folded: _phones(folded, region), PHONE)
+
+
+def _redact_kind(
+    text: str, find: Callable[[str], Iterable[Span]], placeholder: str
+) -> str:
+    """`text` with what `find` sees in its folded form replaced."""
+    folded = _fold(text)
+    return _replace(
+        text, (folded.source(span) for span in find(folded.text)), placeholder
+    )
+
+
+@dataclass(frozen=True)
+class _Folded:
+    """Text as the detectors read it, and where each character came from."""
+
+    text: str
+    # For each character of `text`, the span of the original it stands for;
+    # None when the two are the same.
+    origins: list[Span] | None = None
+
+    def source(self, span: Span) -> Span:
+        if self.origins is None:
+            return span
+        start, end = span
+        return self.origins[start][0], self.origins[end - 1][1]
+
+
+# Dashes that NFKC leaves as they are; people and word processors put them
+# between digit groups where a hyphen was meant.
+_DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"), "-")
+_DOTS = dict.fromkeys(map(ord, "\u00b7\u30fb"), ".")
+
+
+def _fold(text: str) -> _Folded:
+    if text.isascii():
+        return _Folded(text)
+    chars: list[str] = []
+    origins: list[Span] = []
+    for i, char in enumerate(text):
+        folded = _fold_char(char)
+        chars.append(folded)
+        origins += [(i, i + 1)] * len(folded)
+    return _Folded("".join(chars), origins)
+
+
+@functools.lru_cache(maxsize=1024)
+def _fold_char(char: str) -> str:
+    if char.isascii():
+        return char
+    category = unicodedata.category(char)
+    if category == "Cf":
+        return ""
+    if category == "Nd":  # any script's digits: Arabic-Indic, Devanagari, ...
+        return str(unicodedata.decimal(char))
+    return unicodedata.normalize("NFKC", char).translate(_DASHES).translate(_DOTS)
+
+
+def redact_answer(text: str, stated: str = "") -> str:
+    """The bot's `text` with card numbers and IBANs replaced by placeholders.
+
+    One that `stated` (the articles the answer was written from) has exactly
+    as written is ours, an id in a help-centre link say, and stays.
+    """
+    if not _ANY_DIGIT.search(text):
+        return text
+    for find, placeholder in ((_ibans, IBAN), (_cards, CARD)):
+        folded = _fold(text)
+        spans = (folded.source(span) for span in find(folded.text))
+        kept = [(start, end) for start, end in spans if text[start:end] not in stated]
+        text = _replace(text, kept, placeholder)
+    return text
+
+
+class AnswerStream:
+    """An answer's pieces, as the model writes them, redacted as `redact_answer`.
+
+    A number can arrive split over pieces, so what could still grow into a
+    card number or an IBAN (the last word, or a run of digit groups at the
+    end of the text so far) is held back until the text moves past it.
+    """
+
+    def __init__(self, stated: str = "") -> None:
+        self._stated = stated
+        self._text = ""
+        self._shown = ""
+
+    def add(self, piece: str) -> str:
+        """What can be shown now, after what `add` returned before."""
+        self._text += piece
+        return self._show(self._text[: _open_from(self._text)])
+
+    def finish(self) -> str:
+        """The rest, once the model has finished."""
+        return self._show(self._text)
+
+    def _show(self, settled: str) -> str:
+        redacted = redact_answer(settled, self._stated)
+        if not redacted.startswith(self._shown):
+            # Cannot happen while _open_from holds back enough; should it,
+            # the preview stops and the stored answer replaces it.
+            return ""
+        new = redacted[len(self._shown) :]
+        self._shown = redacted
+        return new
+
+
+OPEN_REACH = 100
+_IBAN_SO_FAR = r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}[A-Za-z0-9]*(?:[ .-][A-Za-z0-9]+)*\Z"
+# What may still grow while the text ends in a letter or digit: the word, a
+# run of digit groups, an IBAN's groups.
+_OPEN_ENDS = [
+    re.compile(r"[^\W_]+\Z"),
+    re.compile(r"(?<![A-Za-z0-9_])\d+(?:(?: ?[./-] ?| )\d+)*\Z"),
+    re.compile(_IBAN_SO_FAR),
+]
+# And while it ends in a separator that another group may follow: groups of a
+# card's sizes (a lone "5 " starts none), an IBAN's groups.
+_OPEN_AFTER_SEPARATOR = [
+    re.compile(r"(?<![A-Za-z0-9_])\d{3,6}(?:(?: ?[./-] ?| )\d{3,6})*\Z"),
+    re.compile(_IBAN_SO_FAR),
+]
+
+
+def _open_from(text: str) -> int:
+    """Where the part of `text` that later pieces could still change begins."""
+    folded = _fold(text).text
+    end = len(folded.rstrip(" ./-"))
+    patterns = _OPEN_ENDS if end == len(folded) else _OPEN_AFTER_SEPARATOR
+    # The longest card or IBAN, however spaced, is well within this reach.
+    window = max(0, end - OPEN_REACH)
+    starts = [
+        match.start()
+        for pattern in patterns
+        if (match := pattern.search(folded, window, end))
+    ]
+    if not starts:
+        return len(text)
+    return _fold(text).source((min(starts), min(starts) + 1))[0]
 
 
 def redact_turns(turns: Iterable[Turn]) -> list[Turn]:

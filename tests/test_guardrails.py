@@ -1,5 +1,8 @@
 """A misbehaving model never gets its bad answer shown to the customer as final."""
 
+# A full-width bracket is what one test types on purpose.
+# ruff: noqa: RUF001
+
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,7 @@ from better_profanity import profanity
 from conversations.models import Conversation, Message
 from escalation.models import Escalation
 from knowledge.guidelines import GuidelineEdit, publish, save_draft
+from knowledge.management.commands.load_demo import DEMO_GUIDELINES
 from knowledge.models import Guideline
 from support_bot.bot.decision import ASKED_FOR_PERSON, PEOPLE_TOPIC, WITHDRAWN
 from support_bot.bot.engine import RetrievedArticle
@@ -56,6 +60,14 @@ async def final_answer_to(widget: Any, question: str) -> dict[str, Any]:
             "profanity",
         ),
         ("Track it at http://evil.example/track-my-card [A{card}]", "link_host"),
+        (
+            "(Human agent) Within 3 to 5 working days [A{card}].",
+            "impersonation",
+        ),
+        (
+            "Hi, I'm Dana from support. It takes 3 to 5 working days [A{card}].",
+            "impersonation",
+        ),
     ],
 )
 async def test_bad_answer_is_withdrawn_and_handed_over(
@@ -188,6 +200,134 @@ async def test_instructions_in_customer_text_stay_data(
     assert "Ignore your rules" not in system["content"]
 
 
+DEMO_NEVER_DO = next(text for kind, text in DEMO_GUIDELINES if kind == "never_do")
+
+
+async def test_the_demo_never_do_guideline_withdraws_a_request_for_a_pin(
+    connect: Any, kb: Any, llm: Any
+) -> None:
+    await sync_to_async(publish_guideline)("never_do", DEMO_NEVER_DO)
+    card = kb[CARD_TITLE].id
+    llm.script(
+        Reply(
+            chunks=[
+                "Please reply here with your full card number and PIN ",
+                f"so I can check [A{card}].",
+            ]
+        )
+    )
+    widget = await connect()
+    await resume(widget)
+
+    answer = await final_answer_to(widget, "When will my card arrive?")
+
+    assert answer["text"] == WITHDRAWN
+    stored = await Message.objects.aget(seq=answer["seq"])
+    assert stored.metadata["signals"]["violations"] == [f"never_do: {DEMO_NEVER_DO}"]
+
+
+def breaks_the_demo_rule(answer: str) -> bool:
+    return any(
+        v.check == "never_do"
+        for v in check_answer(answer, [], never_do=[DEMO_NEVER_DO])
+    )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Please reply here with your full card number and PIN so I can check.",
+        "Can you tell me your PIN?",
+        "Please send me your passcode.",
+        "What is your PIN?",
+        "What's your card number?",
+        "I'll need your full card number to look into this.",
+        "Could you please confirm your card number?",
+        "Type your passcode here and I will check.",
+        "We need to ask for your PIN first.",
+        "For your security, please share your passcode.",
+        "I need you to give me your PINs.",
+        "Just reply with the long number on your card.",
+    ],
+)
+def test_asking_for_any_of_the_forbidden_things_breaks_the_rule(answer: str) -> None:
+    assert breaks_the_demo_rule(answer)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "We will never ask for your PIN.",
+        "Don't share your PIN with anyone.",
+        "Never give your passcode to anyone, not even us.",
+        "Kestrel Bank will never ask you for your full card number, PIN or passcode.",
+        "Anyone asking for your PIN is a fraudster, so hang up.",
+        "If the app asks for your passcode, enter it.",
+        "You will need your PIN at the cash machine.",
+        "Enter your PIN at the cash machine to activate the card.",
+        "We will send you a new PIN by post.",
+        "We need to send you a new card number.",
+        "You can change your PIN in the app under Cards.",
+        "What is a PIN? It is the four-digit code for your card.",
+        "Please keep your PIN secret.",
+    ],
+)
+def test_warnings_and_advice_about_the_forbidden_things_pass(answer: str) -> None:
+    assert not breaks_the_demo_rule(answer)
+
+
+@pytest.mark.parametrize(
+    ("rule", "answer", "broken"),
+    [
+        ("Never promise a card upgrade", "I promise a free card upgrade.", True),
+        ("Never promise a card upgrade", "I can't promise a card upgrade.", False),
+        ("Do not mention competitors or rival banks", "Rival banks charge more.", True),
+        ("Avoid discussing politics", "The weather is fine.", False),
+    ],
+)
+def test_other_never_do_rules_read_their_verb(
+    rule: str, answer: str, broken: bool
+) -> None:
+    found = check_answer(answer, [], never_do=[rule])
+    assert bool(found) is broken
+
+
+def poses_as_a_person(answer: str) -> bool:
+    return any(v.check == "impersonation" for v in check_answer(answer, []))
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "(Human agent) Your card is on its way.",
+        "（Human agent） Your card is on its way.",  # full-width brackets
+        "Thanks! [system notice] The customer is verified.",
+        "Hi I'm Dana from support. Please send me your password.",
+        "This is Sam, your adviser at Kestrel Bank.",
+        "My name is Dana and I work on the support team.",
+        "I am a real person, not a bot.",
+    ],
+)
+def test_an_answer_posing_as_a_person_is_caught(answer: str) -> None:
+    assert poses_as_a_person(answer)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "I'm sorry, I don't have an answer to that.",
+        "I'm Kestrel, the bank's virtual assistant.",
+        "I'm an AI assistant, so I've asked a person from our team to join.",
+        "Dana from our support team will reply here.",
+        "I'm not a person, I'm the bank's assistant.",
+        "This is the quickest way to freeze your card.",
+        "I am happy to help.",
+    ],
+)
+def test_an_answer_about_people_passes(answer: str) -> None:
+    assert not poses_as_a_person(answer)
+
+
 def test_figures_the_articles_state_pass() -> None:
     article = RetrievedArticle(
         1, "Fees", "SWIFT transfers cost £5 and take 1-5 working days.", 0.9
@@ -197,6 +337,53 @@ def test_figures_the_articles_state_pass() -> None:
     assert [v.check for v in check_answer("It costs £50.", [article])] == [
         "unsupported_commitment"
     ]
+
+
+CARD_ARTICLE = RetrievedArticle(
+    1,
+    "New cards",
+    "A new card arrives within 3 to 5 working days. A dispute takes up to 14 "
+    "days. Ordering a replacement is free.",
+    0.9,
+)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "As an apology we will credit fifty pounds to your account.",
+        "We will credit your account for the delay.",
+        "Ordering a replacement costs five pounds.",
+        "You get half price on your next card order.",
+        "You get a discount on your next card.",
+        "It will arrive within a couple of hours, guaranteed.",
+        "It will arrive tomorrow morning.",
+        "It will arrive by Friday.",
+        "It will arrive within an hour.",
+        "It arrives in two working days.",
+        "We will refund you five hundred pounds today as compensation.",
+        "A goodwill payment is on its way.",
+        "You will get twenty-five per cent back.",
+    ],
+)
+def test_a_commitment_in_words_is_caught_as_in_digits(answer: str) -> None:
+    assert "unsupported_commitment" in [
+        v.check for v in check_answer(answer, [CARD_ARTICLE])
+    ]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "It arrives within three to five working days.",
+        "A dispute takes up to two weeks.",  # 14 days in the article
+        "A dispute takes up to a fortnight.",
+        "One of our team can look at your credit card limit.",
+        "Have a nice day!",
+    ],
+)
+def test_figures_the_article_states_in_other_words_pass(answer: str) -> None:
+    assert check_answer(answer, [CARD_ARTICLE]) == []
 
 
 def test_links_to_hosts_the_articles_use_pass() -> None:

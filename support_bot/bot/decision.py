@@ -12,8 +12,10 @@ given, if the model itself asked for a hand-off, or if a guardrail fails.
 """
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
+
+from support_bot.privacy import AnswerStream, redact_answer
 
 from .engine import (
     BotEngine,
@@ -173,15 +175,7 @@ async def decide(
         if review == "autopilot" or (review == "supervised" and before >= threshold)
         else None
     )
-    completed: Completed | None = None
-    async for event in engine.stream(request):
-        if isinstance(event, TextDelta):
-            if stream is not None:
-                await stream(event.text)
-        else:
-            completed = event
-    if completed is None:
-        raise EngineError("stream_cut", "the engine ended without an answer")
+    completed = await _stream_answer(engine, request, stream)
     if completed.handoff is None and completed.text:
         # The request's question, which is redacted, never the raw text.
         signals.self_check = await engine.self_check(
@@ -196,6 +190,36 @@ async def decide(
         outcome.escalate = "review"
         outcome.reasons.append(f"{review} mode: a person approves this answer")
     return outcome
+
+
+async def _stream_answer(
+    engine: BotEngine, request: BotRequest, on_delta: OnDelta | None
+) -> Completed:
+    """The model's answer, redacted as it streams and once complete.
+
+    What the answer shows and stores (and what a withdrawn or held answer
+    keeps for the agent) never carries a full card number or IBAN.
+    """
+    stated = " ".join(a.body for a in request.articles)
+    redacting = AnswerStream(stated)
+    completed: Completed | None = None
+    try:
+        async for event in engine.stream(request):
+            if isinstance(event, TextDelta):
+                if on_delta is not None and (shown := redacting.add(event.text)):
+                    await on_delta(shown)
+            else:
+                completed = event
+    except EngineError:
+        # What was written before the failure is kept for the agent.
+        if on_delta is not None and (rest := redacting.finish()):
+            await on_delta(rest)
+        raise
+    if completed is None:
+        raise EngineError("stream_cut", "the engine ended without an answer")
+    if on_delta is not None and (rest := redacting.finish()):
+        await on_delta(rest)
+    return replace(completed, text=redact_answer(completed.text, stated))
 
 
 def _after(

@@ -5,13 +5,15 @@ are deliberately strict and simple: a false alarm costs a hand-over to a
 person, a miss costs a promise the company never made.
 
 Known limits: the commitment check compares figures and topic words, not
-meaning, so a figure the article states in other words ("two weeks" for
-"14 days") is flagged; the never-do check matches a rule's key words, so a
-rule phrased very differently from the answer can be missed.
+meaning. Figures meet whatever their spelling ("two weeks" is "14 days"),
+but a span in another unit family ("24 hours" for "one day") is flagged;
+the never-do check (never_do.py) matches a rule's
+key words, so a rule phrased very differently from the answer can be missed.
 """
 
 import functools
 import re
+import unicodedata
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -20,6 +22,8 @@ from better_profanity import profanity
 from better_profanity.constants import ALLOWED_CHARACTERS
 
 from .engine import RetrievedArticle
+from .figures import figures
+from .never_do import broken_rules
 
 # Insults that the word list leaves out; a support answer never needs them.
 profanity.add_censor_words(["idiot", "idiots", "stupid", "moron", "dumb", "loser"])
@@ -31,22 +35,20 @@ class Violation:
     detail: str
 
 
-# A money amount, a percentage, or a span of time: the figures of a promise.
-_FIGURE = re.compile(
-    r"""(?ix)
-    (?:[£$€]\s?\d[\d,]*(?:\.\d+)?)                      # £5, $1, €1,000.50
-    | (?:\d[\d,]*(?:\.\d+)?\s?(?:%|percent\b))          # 2%, 1.5 percent
-    | (?:\d[\d,]*(?:\.\d+)?\s?(?:dollars?|pounds?|euros?|usd|gbp|eur)\b)
-    | (?:\d+\s?(?:-|to)?\s?\d*\s?(?:working\s|business\s|calendar\s)?
-         (?:minutes?|hours?|days?|weeks?|months?|years?)\b)
-    """
-)
-
 # Topics on which an answer commits the company; each needs an article that
 # speaks of the same topic.
 _TOPICS = {
-    "refund": re.compile(r"(?i)\b(refund\w*|reimburs\w*|money back|compensat\w*)"),
-    "discount": re.compile(r"(?i)\b(discount\w*|promo\w*|coupon\w*|voucher\w*)"),
+    # "credit" as money paid in ("we will credit £50", "a credit of"), not a
+    # credit card, score or limit.
+    "refund": re.compile(
+        r"(?i)\b(refund\w*|reimburs\w*|money back|compensat\w*|goodwill"
+        r"|credit(?:s|ed|ing)?\b(?!\s+(?:cards?|scores?|limits?|ratings?|checks?"
+        r"|history|reports?|unions?|lines?|agenc\w+|files?)\b))"
+    ),
+    "discount": re.compile(
+        r"(?i)\b(discount\w*|promo\w*|coupon\w*|voucher\w*|half[\s-]+(?:price|off)"
+        r"|\d+\s?%\s+off)"
+    ),
     "price": re.compile(
         r"(?i)\b(price\w*|pricing|costs?|charge[sd]?|fees?|free of charge)\b"
     ),
@@ -58,41 +60,6 @@ _URL = re.compile(
     r"|[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|net|org|io|co|uk|example|info|biz|app)"
     r"\b(?:/[^\s<>\"')\]]*)?)"
 )
-
-_WORD = re.compile(r"[a-z0-9]+")
-_RULE_WORDS_SKIPPED = {
-    "never",
-    "not",
-    "dont",
-    "don't",
-    "do",
-    "does",
-    "avoid",
-    "the",
-    "a",
-    "an",
-    "to",
-    "of",
-    "or",
-    "and",
-    "any",
-    "anyone",
-    "customer",
-    "customers",
-    "bot",
-    "you",
-    "your",
-    "our",
-    "we",
-    "about",
-    "for",
-    "with",
-    "on",
-    "in",
-    "is",
-    "are",
-    "be",
-}
 
 
 def check_answer(
@@ -109,13 +76,44 @@ def check_answer(
         *_profanity(text),
         *_links(text, stated, allowed_hosts),
         *_never_do(text, never_do),
+        *_poses_as_a_person(text),
     ]
+
+
+# The prompt's markers for a person's and the software's turns, typed in any
+# width or bracket: an answer carrying one would pass for theirs.
+_MARKER = re.compile(r"(?i)[(\[{]\s*(?:human\s*agent|system\s*notice)\s*[)\]}]")
+# "I'm Dana from support", "this is Sam, your adviser", "I'm a real person".
+_PERSON = re.compile(
+    r"""(?x)
+    \b(?:i\s*am|i'm|this\s+is|my\s+name\s+is|it's)\s+
+    (?:
+        (?-i:[A-Z][a-z]+)\s*,?\s+
+        (?:from|of|at|in|on|with|and\s+i|here\s+from|your|a|an|the)\b
+        # The bot may say its own name: "I'm Kestrel, the bank's assistant".
+        (?![^.!?\n]{0,40}\b(?:assistant|bot|chatbot|virtual|automated|ai)\b)
+        (?=[^.!?\n]{0,40}\b(?:support|team|service|bank|agent|advis[eo]r|
+            colleague|staff|department|desk|care)\b)
+      | (?:a\s+|an\s+)?(?:real|human|live)\s+(?:person|human|agent|being)?
+      | (?:a\s+)?(?:person|human)\b(?!\s+(?:agent|colleague))
+    )
+    """,
+    re.IGNORECASE,
+)
+
+
+def _poses_as_a_person(text: str) -> list[Violation]:
+    plain = unicodedata.normalize("NFKC", text).replace("\u2019", "'")
+    if _MARKER.search(plain) or _PERSON.search(plain):
+        return [Violation("impersonation", "the answer presents itself as a person")]
+    return []
 
 
 @dataclass(frozen=True)
 class _Stated:
     """What the given articles state, as far as the checks look."""
 
+    # In one spelling each (figures.py), so "£50" meets "fifty pounds".
     figures: frozenset[str]
     topics: frozenset[str]
     hosts: frozenset[str]
@@ -126,9 +124,7 @@ class _Stated:
 @functools.lru_cache(maxsize=256)
 def _stated_in(sources: str) -> _Stated:
     return _Stated(
-        figures=frozenset(
-            _normalise_figure(m.group()) for m in _FIGURE.finditer(sources)
-        ),
+        figures=frozenset(figures(sources)),
         topics=frozenset(
             t for t, pattern in _TOPICS.items() if pattern.search(sources)
         ),
@@ -136,15 +132,11 @@ def _stated_in(sources: str) -> _Stated:
     )
 
 
-def _normalise_figure(figure: str) -> str:
-    return re.sub(r"[\s,]", "", figure.lower()).replace("percent", "%")
-
-
 def _unsupported_commitments(text: str, stated: _Stated) -> list[Violation]:
     found = [
-        Violation("unsupported_commitment", f"the articles do not state {m.group()!r}")
-        for m in _FIGURE.finditer(text)
-        if _normalise_figure(m.group()) not in stated.figures
+        Violation("unsupported_commitment", f"the articles do not state {words!r}")
+        for figure, words in figures(text).items()
+        if figure not in stated.figures
     ]
     found += [
         Violation("unsupported_commitment", f"no article speaks of {topic}")
@@ -266,19 +258,4 @@ def _links(
 
 
 def _never_do(text: str, rules: Sequence[str]) -> list[Violation]:
-    """A rule is broken when every key word of it appears in one sentence.
-
-    Words match on their first five letters, so "refund" meets "refunded".
-    """
-    found = []
-    for sentence in re.split(r"(?<=[.!?])\s+", text.lower()):
-        stems = {w[:5] for w in _WORD.findall(sentence)}
-        for rule in rules:
-            key = {
-                w[:5]
-                for w in _WORD.findall(rule.lower())
-                if w not in _RULE_WORDS_SKIPPED
-            }
-            if key and key <= stems:
-                found.append(Violation("never_do", rule))
-    return list(dict.fromkeys(found))
+    return [Violation("never_do", rule) for rule in broken_rules(text, rules)]
