@@ -418,17 +418,15 @@ def summarize_old_turns(conversation_id: Any) -> bool:
     return fold_memory(conversation_id, summary, to_fold[-1].seq, folded_tokens)
 
 
+# RFC 5321 (4.5.3.1.1) allows 64 octets before the @, which Django's email
+# validator does not check; the address as a whole is held to the field's
+# 254 characters.
+EMAIL_LOCAL_PART_CHARS = 64
+
+
 def save_contact_email(visitor: Visitor, email: str) -> None:
     """The customer left an address for a reply while nobody was online."""
-    from django.core.exceptions import ValidationError
-    from django.core.validators import validate_email
-
-    try:
-        validate_email(email)
-    except ValidationError:
-        raise ActionError(
-            "invalid_email", "That email address doesn't look right."
-        ) from None
+    _check_email(email)
     with transaction.atomic():
         Visitor.objects.filter(pk=visitor.pk).update(email=email)
         conversation = (
@@ -441,3 +439,26 @@ def save_contact_email(visitor: Visitor, email: str) -> None:
             append_system_message(
                 conversation, "Thanks, we'll also reply to the email address you left."
             )
+
+
+def _check_email(email: str) -> None:
+    """Refuses, as `invalid_email`, an address no mail server would take."""
+    field = Visitor._meta.get_field("email")
+    malformed = ActionError("invalid_email", "That email address doesn't look right.")
+    if not email:  # the field's validators let an empty value through
+        raise malformed
+    try:
+        field.run_validators(email)
+    except ValidationError as error:
+        if any(e.code == "max_length" for e in error.error_list):
+            raise ActionError(
+                "invalid_email",
+                f"An email address can be at most {field.max_length} characters.",
+            ) from None
+        raise malformed from None
+    if len(email.rpartition("@")[0]) > EMAIL_LOCAL_PART_CHARS:
+        raise ActionError(
+            "invalid_email",
+            "The part before the @ can be at most "
+            f"{EMAIL_LOCAL_PART_CHARS} characters.",
+        )

@@ -343,7 +343,7 @@ class WidgetConsumer(PooledConsumer):
 
     async def on_contact(self, frame: dict[str, Any]) -> None:
         email = frame.get("email")
-        if not isinstance(email, str) or len(email) > 254:
+        if not isinstance(email, str):
             raise FrameError("invalid_frame", "contact needs an email address.")
         assert self.visitor is not None
         try:

@@ -81,23 +81,33 @@ def parse_message(frame: dict[str, Any]) -> CustomerMessage:
             "invalid_frame",
             "A message needs a client_id of 1 to 64 letters, digits, - or _.",
         )
-    text = frame.get("text")
-    if not isinstance(text, str):
-        raise FrameError(
-            "invalid_frame", "A message needs its text.", client_id=client_id
-        )
+    text = clean_text(frame.get("text"), "message", client_id=client_id)
+    return CustomerMessage(client_id, text)
+
+
+def clean_text(value: object, what: str, limit: int | None = None, **extra: Any) -> str:
+    """Text a person typed, as it is stored: no NUL, no space around it.
+
+    For every text people write, customers and agents alike. Refused when it
+    is not text, is longer than `limit` (MAX_MESSAGE_CHARS unless given), or
+    has nothing visible left; `what` names it in the error ("message",
+    "note"), and `extra` goes with the error (the client_id it answers).
+    """
+    if not isinstance(value, str):
+        raise FrameError("invalid_frame", f"The {what} must be text.", **extra)
     # NUL cannot be stored in PostgreSQL text; nobody types one on purpose.
-    text = text.replace("\x00", "").strip()
-    limit = settings.MAX_MESSAGE_CHARS
+    text = value.replace("\x00", "").strip()
+    if limit is None:
+        limit = settings.MAX_MESSAGE_CHARS
     if len(text) > limit:
         raise FrameError(
             "message_too_long",
-            f"Messages can be at most {limit} characters long.",
-            client_id=client_id,
+            f"A {what} can be at most {limit} characters long.",
+            **extra,
         )
     if not _visible(text):
-        raise FrameError("empty_message", "That message is empty.", client_id=client_id)
-    return CustomerMessage(client_id, text)
+        raise FrameError("empty_message", f"That {what} is empty.", **extra)
+    return text
 
 
 def _visible(text: str) -> bool:

@@ -644,8 +644,14 @@ async def draft_reply(conversation_id: Any) -> tuple[str, list[dict[str, Any]]]:
 
     Nothing is stored or sent to the customer. The decision's hand-over rules
     are skipped: the agent asked for a draft, so the model always writes one.
+    An id that names no conversation is refused as `not_found`.
     """
-    ctx = await db_async(load_reply_context)(conversation_id, None, draft=True)
+    try:
+        ctx = await db_async(load_reply_context)(conversation_id, None, draft=True)
+    except Conversation.DoesNotExist:
+        raise actions.ActionError(
+            "not_found", "There is no such conversation."
+        ) from None
     if ctx is None:
         return "", []
     bot = await aget_bot_config()

@@ -10,8 +10,6 @@ import logging
 import uuid
 from typing import Any
 
-from django.conf import settings
-
 from conversations import recovery, replies
 from conversations.actions import ActionError
 from conversations.consumers import messages_after
@@ -19,11 +17,13 @@ from conversations.models import Message
 from conversations.protocol import (
     CLIENT_ID,
     FrameError,
+    clean_text,
     decode,
     parse_after_seq,
     parse_typing,
 )
 from knowledge.actions import save_agent_answer
+from knowledge.models import ARTICLE_TITLE_CHARS
 from support_bot import live, metrics
 from support_bot.consumers import PooledConsumer
 from support_bot.db import db_async
@@ -145,25 +145,20 @@ class AgentConsumer(PooledConsumer):
     async def on_reply(self, frame: dict[str, Any]) -> None:
         conversation = _conversation(frame)
         client_id = frame.get("client_id")
-        text = frame.get("text")
         if not isinstance(client_id, str) or not CLIENT_ID.fullmatch(client_id):
             raise FrameError("invalid_frame", "A reply needs a client_id.")
-        if not isinstance(text, str) or not text.strip():
-            raise FrameError("empty_message", "That reply is empty.")
-        if len(text) > settings.MAX_MESSAGE_CHARS:
-            raise FrameError("message_too_long", "That reply is too long.")
+        text = clean_text(frame.get("text"), "reply", client_id=client_id)
         message = await db_async(actions.post_agent_message)(
-            self.user, conversation, client_id, text.strip()
+            self.user, conversation, client_id, text
         )
         await self.send_json(
             {"type": "ack", "client_id": client_id, "seq": message.seq}
         )
 
     async def on_note(self, frame: dict[str, Any]) -> None:
-        text = frame.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise FrameError("empty_message", "That note is empty.")
-        await db_async(actions.add_note)(self.user, _conversation(frame), text.strip())
+        conversation = _conversation(frame)
+        text = clean_text(frame.get("text"), "note")
+        await db_async(actions.add_note)(self.user, conversation, text)
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         await live.asend(
@@ -211,12 +206,10 @@ class AgentConsumer(PooledConsumer):
     async def on_save_article(self, frame: dict[str, Any]) -> None:
         conversation = _conversation(frame)
         seq = frame.get("seq")
-        title = frame.get("title")
-        if not isinstance(seq, int) or not isinstance(title, str) or not title.strip():
-            raise FrameError("invalid_frame", "save_article needs seq and title.")
-        article = await db_async(save_agent_answer)(
-            self.user, conversation, seq, title.strip()
-        )
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            raise FrameError("invalid_frame", "save_article needs the reply's seq.")
+        title = clean_text(frame.get("title"), "title", ARTICLE_TITLE_CHARS)
+        article = await db_async(save_agent_answer)(self.user, conversation, seq, title)
         await self.send_json(
             {
                 "type": "article.saved",
@@ -228,11 +221,11 @@ class AgentConsumer(PooledConsumer):
 
     async def on_approve(self, frame: dict[str, Any]) -> None:
         draft = frame.get("draft")
-        text = frame.get("text")
         if not isinstance(draft, int) or isinstance(draft, bool):
             raise FrameError("invalid_frame", "approve needs the draft's id.")
-        if text is not None and (not isinstance(text, str) or not text.strip()):
-            raise FrameError("invalid_frame", "An edited answer needs its text.")
+        text = frame.get("text")
+        if text is not None:
+            text = clean_text(text, "draft")
         sent = await db_async(actions.send_held_answer)(self.user, draft, text)
         # A question the customer asked while the draft waited.
         await recovery.answer_owed(sent.conversation_id)

@@ -11,7 +11,7 @@ from conversations.models import Message
 from support_bot.celery import enqueue
 
 from . import index
-from .models import Article
+from .models import ARTICLE_TITLE_CHARS, Article
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def save_agent_answer(user: Any, conversation_id: Any, seq: int, title: str) -> 
     )
     with transaction.atomic():
         return Article.objects.create(
-            title=title[:200],
+            title=title[:ARTICLE_TITLE_CHARS],
             body=answer.text,
             example_questions=question or "",
             is_active=False,

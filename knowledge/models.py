@@ -5,11 +5,13 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+ARTICLE_TITLE_CHARS = 200
+
 
 class Article(models.Model):
     """A help-centre article the bot may answer from and cite."""
 
-    title = models.CharField(max_length=200)
+    title = models.CharField(max_length=ARTICLE_TITLE_CHARS)
     body = models.TextField()
     example_questions = models.TextField(
         blank=True,

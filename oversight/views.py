@@ -60,9 +60,13 @@ def parse_period(params: QueryDict, now: datetime.datetime) -> Period:
                 "The first date must come before the last, "
                 f"at most {MAX_CUSTOM_DAYS} days apart.",
             )
-        # Whole local days, the last one included.
-        start = _local_midnight(first)
-        return Period(key, start, _local_midnight(last + datetime.timedelta(1)))
+        try:
+            # Whole local days, the last one included.
+            start = _local_midnight(first)
+            end = _local_midnight(last + datetime.timedelta(1))
+        except OverflowError:  # 9999-12-31, or 0001-01-01 east of UTC
+            return _fallback(now, "Those dates are too far in the past or future.")
+        return Period(key, start, end)
     return _fallback(now, "")
 
 
@@ -71,7 +75,11 @@ def _fallback(now: datetime.datetime, error: str) -> Period:
 
 
 def _local_midnight(day: datetime.date) -> datetime.datetime:
-    return timezone.make_aware(datetime.datetime.combine(day, datetime.time()))
+    """The day's start; OverflowError when it has no instant in UTC too, as
+    the databases store it (not so for a day after 9999-12-31)."""
+    midnight = timezone.make_aware(datetime.datetime.combine(day, datetime.time()))
+    midnight.astimezone(datetime.UTC)
+    return midnight
 
 
 @staff_member_required

@@ -19,6 +19,7 @@ from conversations import replies  # noqa: E402
 from conversations.consumers import WidgetConsumer  # noqa: E402
 from escalation.consumers import AgentConsumer  # noqa: E402
 from support_bot import live  # noqa: E402
+from support_bot.origins import SameOriginValidator  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +53,11 @@ websocket = URLRouter(
             "ws/widget/",
             SafeOriginValidator(WidgetConsumer.as_asgi(), "WIDGET_ALLOWED_ORIGINS"),
         ),
-        # The console is ours alone: our own host, a signed-in session.
+        # The console is ours alone: a page of this server (its own scheme,
+        # host and port; see origins.py), a signed-in session.
         path(
             "ws/agent/",
-            SafeOriginValidator(
-                AuthMiddlewareStack(AgentConsumer.as_asgi()), "ALLOWED_HOSTS"
-            ),
+            SameOriginValidator(AuthMiddlewareStack(AgentConsumer.as_asgi())),
         ),
     ]
 )

@@ -12,6 +12,7 @@ from escalation.models import AGENTS_GROUP, AgentProfile
 from support_bot.asgi import application
 
 ORIGIN = b"http://127.0.0.1:8000"
+HOST = b"127.0.0.1:8000"
 
 
 def make_agent(username: str, capacity: int = 3, online: bool = True) -> User:
@@ -33,12 +34,19 @@ def session_cookie(user: User) -> bytes:
 
 
 async def open_console(
-    user: User | None, origin: bytes = ORIGIN
+    user: User | None,
+    origin: bytes | None = ORIGIN,
+    host: bytes = HOST,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    app: Any = application,
 ) -> WebsocketCommunicator:
-    headers = [(b"origin", origin), (b"host", b"127.0.0.1:8000")]
+    """The console's socket, as the console's page at `host` opens it."""
+    sent = [(b"host", host), *(headers or [])]
+    if origin is not None:
+        sent.append((b"origin", origin))
     if user is not None:
-        headers.append((b"cookie", await sync_to_async(session_cookie)(user)))
-    return WebsocketCommunicator(application, "/ws/agent/", headers=headers)
+        sent.append((b"cookie", await sync_to_async(session_cookie)(user)))
+    return WebsocketCommunicator(app, "/ws/agent/", headers=sent)
 
 
 async def receive_type(

@@ -72,6 +72,29 @@ def test_a_bad_custom_range_falls_back_to_a_week(admin_client: Client) -> None:
     assert "must come before" in response.content.decode()
 
 
+@pytest.mark.parametrize(
+    ("time_zone", "first", "last"),
+    [
+        ("UTC", "9999-12-31", "9999-12-31"),  # no day comes after the last
+        ("UTC", "9999-12-30", "9999-12-31"),
+        # Its midnight is in year 0 in UTC, where SQLite keeps times.
+        ("Asia/Tokyo", "0001-01-01", "0001-01-01"),
+    ],
+)
+def test_dates_at_the_ends_of_the_calendar_fall_back_to_a_week(
+    admin_client: Client, settings: Any, time_zone: str, first: str, last: str
+) -> None:
+    settings.TIME_ZONE = time_zone
+    query = {"period": "custom", "from": first, "to": last}
+
+    page = admin_client.get("/dashboard/", query)
+    export = admin_client.get("/dashboard/export.csv", query)
+
+    assert (page.status_code, export.status_code) == (200, 200)
+    assert page.context["period"].key == "7d"
+    assert "too far in the past or future" in page.content.decode()
+
+
 def test_csv_has_a_row_a_day_and_the_total(
     admin_client: Client, two_days: None
 ) -> None:

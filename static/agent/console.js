@@ -932,6 +932,8 @@
 
   const ERROR_TITLES = {
     already_claimed: 'Already claimed',
+    empty_message: 'Nothing to send',
+    message_too_long: 'Too long',
     not_owner: 'Not yours',
     not_found: 'Not found',
     not_waiting: 'Not waiting',
