@@ -31,10 +31,12 @@ from typing import Any
 import uvloop
 
 CHUNKS = 20
+# It states no figure: it cites whichever article it was given, and the
+# guardrails withdraw an answer stating a figure its article does not (then
+# the conversation goes to people and asks nothing more).
 WORDS = [
-    *("Your", "new", "card", "usually", "arrives", "within", "three", "to"),
-    *("five", "working", "days", "after", "you", "order", "it", "in", "the"),
-    *("app,", "and", "you", "can", "follow", "it", "there."),
+    *("Your", "new", "card", "is", "on", "its", "way", "once", "you", "order"),
+    *("it", "in", "the", "app,", "and", "you", "can", "follow", "it", "there."),
 ]
 ANSWER_CHUNKS = [(" " if i else "") + WORDS[i % len(WORDS)] for i in range(CHUNKS - 1)]
 # The answer cites the first article it was given, as a well-behaved model

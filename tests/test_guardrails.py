@@ -386,6 +386,14 @@ def test_figures_the_article_states_in_other_words_pass(answer: str) -> None:
     assert check_answer(answer, [CARD_ARTICLE]) == []
 
 
+@pytest.mark.parametrize("dash", ["-", "\u2013", "\u2014", "\u2212"])
+def test_a_range_is_one_figure_whatever_dash_writes_it(dash: str) -> None:
+    article = RetrievedArticle(1, "Cards", f"It takes 3{dash}5 working days.", 0.9)
+
+    assert check_answer("It takes 3-5 working days.", [article]) == []
+    assert check_answer(f"It takes 3{dash}5 working days.", [CARD_ARTICLE]) == []
+
+
 def test_links_to_hosts_the_articles_use_pass() -> None:
     article = RetrievedArticle(1, "Help", "See https://kestrel.example/help.", 0.9)
 

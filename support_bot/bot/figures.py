@@ -66,8 +66,16 @@ def figures(text: str) -> dict[str, str]:
     return {_spelling(m): m.group().strip() for m in _FIGURE.finditer(plain)}
 
 
+# The hyphens and dashes a range can be written with (an en dash in "3 to 5
+# days", say), as "-".
+_DASHES = str.maketrans(
+    dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-")
+)
+
+
 def _readable(text: str) -> str:
     plain = unicodedata.normalize("NFKC", text).lower().replace("\u2019", "'")
+    plain = plain.translate(_DASHES)
     for pattern, replacement in _PHRASES:
         plain = pattern.sub(replacement, plain)
     # threshold=0: "two weeks" too, not only numbers above ten.
