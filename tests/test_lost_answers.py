@@ -45,6 +45,18 @@ async def store_unanswered(token: str, text: str) -> Message:
     return posted.message
 
 
+async def stranded(connect: Any, text: str) -> tuple[str, Message]:
+    """A visitor whose question was stored by a process that then stopped,
+    long enough ago to count as stranded; their widget is closed."""
+    first = await connect()
+    await resume(first)
+    token: str = first.welcome["token"]
+    question = await store_unanswered(token, text)
+    await first.disconnect()
+    await asyncio.sleep(BOUND)
+    return token, question
+
+
 async def bot_answers(conversation_id: Any) -> list[Message]:
     return [
         m
@@ -57,12 +69,7 @@ async def bot_answers(conversation_id: Any) -> list[Message]:
 async def test_a_resuming_widget_gets_the_answer_its_process_lost(
     connect: Any, kb: Any
 ) -> None:
-    first = await connect()
-    await resume(first)
-    token = first.welcome["token"]
-    question = await store_unanswered(token, "How do I change my PIN?")
-    await first.disconnect()
-    await asyncio.sleep(BOUND)
+    token, question = await stranded(connect, "How do I change my PIN?")
 
     # The widget reconnects, to another process or the restarted one.
     widget = await connect(token=token)
@@ -159,12 +166,7 @@ async def test_two_tabs_resuming_at_once_answer_once(connect: Any, kb: Any) -> N
 async def test_a_widget_answers_once_another_claimers_answer_is_lost_too(
     connect: Any, kb: Any
 ) -> None:
-    first = await connect()
-    await resume(first)
-    token = first.welcome["token"]
-    question = await store_unanswered(token, "I lost my card")
-    await first.disconnect()
-    await asyncio.sleep(BOUND)
+    token, question = await stranded(connect, "I lost my card")
     pending = await sync_to_async(recovery.pending_question)(question.conversation_id)
     assert pending is not None
     # Taken up by another process, which then stopped as well.
