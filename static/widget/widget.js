@@ -886,7 +886,7 @@
     if (titles.length) {
       bubble.append(h('div', { class: 'sources' }, `Sources: ${titles.join(', ')}`));
     }
-    if (!frame.interrupted) item.append(renderFeedback(frame.seq));
+    if (!frame.interrupted) item.append(renderFeedback(frame.seq, frame.feedback));
     return item;
   }
 
@@ -897,7 +897,8 @@
     return 'Notice';
   }
 
-  function renderFeedback(seq) {
+  // `given`: the customer's earlier rating, which a replayed message carries.
+  function renderFeedback(seq, given) {
     const group = h('div', {
       class: 'feedback',
       role: 'group',
@@ -910,7 +911,7 @@
           type: 'button',
           class: `rate rate-${rating}`,
           'aria-label': label,
-          'aria-pressed': 'false',
+          'aria-pressed': String(given === rating),
           'data-rating': rating,
           title: label,
         },

@@ -102,6 +102,25 @@ def test_reload_shows_the_same_conversation(page: Page) -> None:
     expect(page.locator(".delivery")).to_have_count(0)
 
 
+def test_a_rating_is_shown_again_after_a_reload(page: Page) -> None:
+    open_widget(page)
+    send(page, CARD_QUESTION)
+    not_helpful = bot_answers(page).get_by_role("button", name="Not helpful")
+    not_helpful.click()
+    expect(not_helpful).to_have_attribute("aria-pressed", "true")
+
+    page.reload()
+    open_widget(page)
+
+    answer = bot_answers(page)
+    expect(answer.get_by_role("button", name="Not helpful")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    expect(answer.get_by_role("button", name="Helpful", exact=True)).to_have_attribute(
+        "aria-pressed", "false"
+    )
+
+
 def test_message_typed_offline_is_sent_exactly_once_after_reconnecting(
     context: BrowserContext, page: Page, frames: Frames
 ) -> None:
