@@ -4,6 +4,8 @@ from typing import Any
 
 from conversations.models import Message
 from escalation.models import Escalation
+from knowledge.models import BotSettings
+from support_bot.bot.decision import UNSURE_OF_ARTICLE
 from tests.widget import ask, new_client_id, receive_until, resume
 
 
@@ -72,6 +74,22 @@ async def test_bot_says_plainly_when_it_has_no_answer_and_hands_over(
     escalation = await Escalation.objects.select_related("conversation").aget()
     assert escalation.reason == "no_answer"
     assert escalation.conversation.status == "waiting"
+
+
+async def test_an_unsure_bot_does_not_claim_the_articles_have_nothing(
+    connect: Any, kb: Any
+) -> None:
+    # Every answer is below this: the articles fit, but not surely enough.
+    await BotSettings.objects.acreate(pk=1, confidence_threshold=0.999)
+    widget = await connect()
+    await resume(widget)
+
+    frames = await ask(widget, "When will my card arrive?")
+
+    assert frames[-1]["text"] == UNSURE_OF_ARTICLE
+    assert "help articles" not in frames[-1]["text"]
+    escalation = await Escalation.objects.aget()
+    assert escalation.reason == "low_confidence"
 
 
 async def test_follow_up_question_is_understood_from_earlier_turns(

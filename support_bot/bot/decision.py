@@ -41,6 +41,12 @@ NOT_SURE = (
     "I'm sorry, I don't have an answer to that in our help articles, so I've "
     "asked a person from our support team to take over. They'll reply here."
 )
+# When an article may fit but the confidence is too low (a vague question, or
+# one the customer repeats, frustrated): "no article" would be untrue.
+UNSURE_OF_ARTICLE = (
+    "I'm not sure I can answer that correctly, so I've asked a person from "
+    "our support team to take over. They'll reply here."
+)
 HELD = (
     "A person from our support team is checking the answer before it's sent "
     "to you. It won't be long."
@@ -155,7 +161,7 @@ async def decide(
     if before < threshold and review == "autopilot":
         reason = "no_answer" if not articles else "low_confidence"
         return handover(
-            NOT_SURE,
+            NOT_SURE if not articles else UNSURE_OF_ARTICLE,
             reason,
             f"confidence {before:.2f} is below the threshold {threshold:.2f}",
         )
