@@ -1,7 +1,9 @@
 """Load the demo bank's knowledge base and create demo logins.
 
-Safe to run again: articles are matched by title and updated, existing users
-keep their passwords.
+Safe to run again (`make run` runs it at every start): articles are matched
+by title and only the missing ones are added, so what an admin changed in a
+demo article (its text, its questions, switching it off) stays as they left
+it; existing users keep their passwords.
 """
 
 import json
@@ -45,9 +47,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        created, updated = load_articles(KB_FILE)
+        created, kept = load_articles(KB_FILE)
         self.stdout.write(
-            f"Knowledge base: {created} articles added, {updated} updated."
+            f"Knowledge base: {created} articles added, {kept} already there "
+            "left as they are."
         )
         load_bot_setup()
         if options["no_users"]:
@@ -93,10 +96,11 @@ def load_bot_setup() -> None:
 
 @transaction.atomic
 def load_articles(path: Path) -> tuple[int, int]:
+    """Add the demo articles that are missing; (added, already there)."""
     entries = json.loads(path.read_text(encoding="utf-8"))
-    created = updated = 0
+    created = kept = 0
     for entry in entries:
-        _, was_created = Article.objects.update_or_create(
+        _, was_created = Article.objects.get_or_create(
             title=entry["title"],
             defaults={
                 "body": entry["body"],
@@ -105,8 +109,8 @@ def load_articles(path: Path) -> tuple[int, int]:
             },
         )
         created += was_created
-        updated += not was_created
-    return created, updated
+        kept += not was_created
+    return created, kept
 
 
 def ensure_user(username: str, password: str, is_superuser: bool, name: str) -> bool:
