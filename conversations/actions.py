@@ -7,11 +7,13 @@ transaction commits, so no socket ever sees a message that was rolled back.
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from support_bot import live, metrics
@@ -316,6 +318,28 @@ def store_bot_reply(
                 announce=False,
             )
     return message
+
+
+def claim_answer(
+    conversation_id: Any, last_seq: int, now: datetime, *, expired_before: datetime
+) -> bool:
+    """Take up answering a conversation again (conversations/recovery.py).
+
+    Holds while the conversation is with the bot, nothing was stored since
+    `last_seq`, and no claim was made after `expired_before`. One UPDATE whose
+    conditions are all on the row itself, so that of two claims at once the
+    second, re-checked after the first commits, finds the row claimed.
+    """
+    claimed = (
+        Conversation.objects.filter(
+            pk=conversation_id, status=Conversation.Status.BOT, last_seq=last_seq
+        )
+        .filter(
+            Q(answer_claimed_at__isnull=True) | Q(answer_claimed_at__lte=expired_before)
+        )
+        .update(answer_claimed_at=now)
+    )
+    return bool(claimed)
 
 
 def append_system_message(conversation: Conversation, text: str) -> Message:

@@ -26,6 +26,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from . import actions
 from .models import Conversation, Message
 
 logger = logging.getLogger(__name__)
@@ -133,23 +134,13 @@ def claim(pending: Pending) -> bool:
     was answered, the customer wrote again, a person took over) or someone
     else took it up less than the bound ago.
 
-    One UPDATE whose conditions are all on the conversation's own row, so
-    that of two claims at once the second, re-checked after the first
-    commits, finds the row claimed.
+    The claim is `actions.claim_answer`: of two at once, one wins.
     """
     now = timezone.now()
     if now < pending.stranded_at:
         return False
-    claimed = (
-        Conversation.objects.filter(
-            pk=pending.conversation_id,
-            status=Conversation.Status.BOT,
-            last_seq=pending.last_seq,
-        )
-        .filter(
-            Q(answer_claimed_at__isnull=True) | Q(answer_claimed_at__lte=now - _bound())
-        )
-        .update(answer_claimed_at=now)
+    claimed = actions.claim_answer(
+        pending.conversation_id, pending.last_seq, now, expired_before=now - _bound()
     )
     if claimed:
         logger.warning(
