@@ -264,39 +264,38 @@ async def test_each_heartbeat_brings_the_queue_with_offers_missed_live(
     )
 
 
-async def test_a_question_nobody_answered_is_answered_after_the_hand_back(
-    connect: Any, kb: Any
-) -> None:
+async def asked_while_a_person_has_it(connect: Any) -> tuple[Any, Any, str, int]:
+    """A customer whose conversation an agent took over asks a question.
+    Returns the widget, the console, the conversation and the question's seq."""
     widget = await connect()
     await resume(widget)
     console, conversation = await take_over(widget)
-    # Asked while the person had it, and left unanswered by them.
     await widget.send_json_to(
         {"type": "message", "client_id": new_client_id(), "text": "I lost my card"}
     )
-    question = await receive_until(
-        widget, lambda f: f["type"] == "message" and f["role"] == "customer"
-    )
+    ack = await receive_until(widget, lambda f: f["type"] == "ack")
+    return widget, console, conversation, int(ack[-1]["seq"])
+
+
+async def test_a_question_nobody_answered_is_answered_after_the_hand_back(
+    connect: Any, kb: Any
+) -> None:
+    # Asked while the person had it, and left unanswered by them.
+    widget, console, conversation, seq = await asked_while_a_person_has_it(connect)
 
     await console.send_json_to({"type": "hand_back", "conversation": conversation})
 
     frames = await receive_until(
         widget, lambda f: f["type"] == "message" and f["role"] == "bot"
     )
-    assert frames[-1]["reply_to"] == question[-1]["seq"]
+    assert frames[-1]["reply_to"] == seq
     assert "Freeze" in frames[-1]["text"]
 
 
 async def test_a_question_the_person_answered_is_not_answered_again(
     connect: Any, kb: Any
 ) -> None:
-    widget = await connect()
-    await resume(widget)
-    console, conversation = await take_over(widget)
-    await widget.send_json_to(
-        {"type": "message", "client_id": new_client_id(), "text": "I lost my card"}
-    )
-    await receive_until(widget, lambda f: f["type"] == "ack")
+    widget, console, conversation, _ = await asked_while_a_person_has_it(connect)
     await console.send_json_to(
         {
             "type": "reply",
