@@ -87,6 +87,16 @@ def answer_from_the_lost_card_article(llm: Any, kb: Any) -> None:
         ("US office +1 415-555-2671", "US office [phone]"),
         ("mail dana.smith+bank@example.co.uk.", "mail [email]."),
         ("(ana@exämple.de)", "([email])"),
+        # The ranges kept for fiction and examples are not valid numbers.
+        ("text me on 07700 900123 please", "text me on [phone] please"),
+        ("+44 7700 900461.", "[phone]."),
+        ("US (555) 555-0199", "US [phone]"),
+        # Addresses spelled out to get past filters.
+        ("dana [at] example [dot] com", "[email]"),
+        ("dana(at)example.co.uk, thanks", "[email], thanks"),
+        ("dana.smith at example dot com.", "[email]."),
+        ("write to dana @ example.com", "write to [email]"),
+        ("ＤＡＮＡ［ａｔ］ｅｘａｍｐｌｅ．ｃｏｍ", "[email]"),
     ],
 )
 def test_redact_replaces_personal_data_by_its_kind(text: str, redacted: str) -> None:
@@ -108,6 +118,9 @@ def test_redact_replaces_personal_data_by_its_kind(text: str, redacted: str) -> 
         "When will my card arrive?",
         "version 1.2.3.4 of 12.03.2024, price 1.500.000",
         "注文番号は１２３４です。",  # a full-width order number
+        "call 030 901820 or 555-0199",  # too short to be taken unchecked
+        "Have a look at example.com, it's at home",
+        "me @ work, see you at 5 dot",
     ],
 )
 def test_redact_leaves_ordinary_text_alone(text: str) -> None:
