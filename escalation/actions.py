@@ -352,6 +352,17 @@ def _require_owner(conversation: Conversation, user: Any) -> None:
         raise ActionError("not_owner", "Claim this conversation before you act on it.")
 
 
+def require_owner(user: Any, conversation_id: Any) -> None:
+    """Refuse what only the conversation's agent may do (show typing, say)."""
+    try:
+        conversation = Conversation.objects.only("status", "agent_id").get(
+            pk=conversation_id
+        )
+    except Conversation.DoesNotExist:
+        raise ActionError("not_found", "There is no such conversation.") from None
+    _require_owner(conversation, user)
+
+
 def _announce_owner(conversation: Conversation, reason: str) -> None:
     agent = conversation.agent
     live.send_after_commit(

@@ -63,6 +63,7 @@ class AgentConsumer(PooledConsumer):
             await self.close(code=4403)
             return
         self.opened: set[str] = set()
+        self.typing_in: set[str] = set()
         self.groups_joined: list[str] = []
         await self.accept()
         metrics.socket_opened("agent")
@@ -161,15 +162,27 @@ class AgentConsumer(PooledConsumer):
         await db_async(actions.add_note)(self.user, conversation, text)
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
+        # Only the agent who has the conversation shows the customer a typing
+        # line; a "stopped" ends only a line this socket started (the agent
+        # may have handed the conversation on since).
+        conversation = _conversation(frame)
+        active = parse_typing(frame)
+        if active:
+            await db_async(actions.require_owner)(self.user, conversation)
+            self.typing_in.add(conversation)
+        elif conversation in self.typing_in:
+            self.typing_in.discard(conversation)
+        else:
+            return
         await live.asend(
-            live.conversation_group(_conversation(frame)),
+            live.conversation_group(conversation),
             {
                 "type": "conversation.typing",
                 "frame": {
                     "type": "typing",
                     "role": "agent",
                     "name": actions.agent_name(self.user),
-                    "active": parse_typing(frame),
+                    "active": active,
                 },
             },
         )

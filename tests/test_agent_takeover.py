@@ -137,6 +137,36 @@ async def test_second_agent_gets_a_clear_refusal(connect: Any, kb: Any) -> None:
     assert "Dana" in refusal["message"]
 
 
+async def test_only_the_agent_who_has_it_shows_the_customer_typing(
+    connect: Any, kb: Any
+) -> None:
+    widget = await connect()
+    await resume(widget)
+    dana_console, conversation = await take_over(widget)
+    sam = await sync_to_async(make_agent)("sam")
+    sam_console = await open_console(sam)
+    assert (await sam_console.connect())[0]
+    await settle(widget)
+
+    for active in (True, False):
+        await sam_console.send_json_to(
+            {"type": "typing", "conversation": conversation, "active": active}
+        )
+    refusal = await receive_type(sam_console, "error")
+    assert (refusal["code"], refusal["conversation"]) == ("not_owner", conversation)
+    assert not [f for f in await settle(widget) if f["type"] == "typing"]
+
+    for active in (True, False):
+        await dana_console.send_json_to(
+            {"type": "typing", "conversation": conversation, "active": active}
+        )
+    typing = [f for f in await settle(widget) if f["type"] == "typing"]
+    assert [(f["name"], f["active"]) for f in typing] == [
+        ("Dana", True),
+        ("Dana", False),
+    ]
+
+
 async def test_customer_token_opens_nothing_on_the_console(connect: Any) -> None:
     widget = await connect()
     console = await open_console(None)

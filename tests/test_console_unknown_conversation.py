@@ -10,8 +10,8 @@ from asgiref.sync import sync_to_async
 from tests.agents import make_agent, open_console, receive_type
 from tests.widget import settle
 
-# Every client frame with a `conversation`. `close` and `typing` are
-# answered by nothing when it names no conversation: there is nothing to
+# Every client frame with a `conversation`. `close` and a "stopped typing"
+# are answered by nothing when it names no conversation: there is nothing to
 # leave, and no one to tell.
 ANSWERED: list[dict[str, Any]] = [
     {"type": "open", "after_seq": 0},
@@ -23,10 +23,11 @@ ANSWERED: list[dict[str, Any]] = [
     {"type": "hand_back"},
     {"type": "transfer"},
     {"type": "save_article", "seq": 1, "title": "Greetings"},
+    {"type": "typing", "active": True},
 ]
 UNANSWERED: list[dict[str, Any]] = [
     {"type": "close"},
-    {"type": "typing", "active": True},
+    {"type": "typing", "active": False},
 ]
 
 
