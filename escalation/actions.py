@@ -55,6 +55,11 @@ NOBODY_NOTICE = (
     "Nobody from our support team is available right now. Your conversation "
     "stays in our queue and a person will reply here."
 )
+# When agents are online but each has as many conversations as they take.
+BUSY_NOTICE = (
+    "Everyone on our support team is helping other customers right now. "
+    "You're in the queue, and the next person free will reply here."
+)
 
 
 def is_agent(user: Any) -> bool:
@@ -186,13 +191,14 @@ def route_escalation(escalation_id: int, *, exclude_user_id: int | None = None) 
         escalation.routed_at = timezone.now()
         escalation.routing_attempts += 1
 
+        online = online_agents() if BusinessHours.is_open() else []
         candidates = [
             (load, profile)
-            for profile, load in online_agents()
+            for profile, load in online
             if load < profile.capacity and profile.user_id != exclude_user_id
         ]
-        if not candidates or not BusinessHours.is_open():
-            _tell_nobody_is_online(escalation)
+        if not candidates:
+            _tell_customer_to_wait(escalation, busy=bool(online))
             escalation.save()
             return "no_agent"
 
@@ -241,11 +247,15 @@ def _lock_escalation(escalation_id: int) -> Escalation:
     )
 
 
-def _tell_nobody_is_online(escalation: Escalation) -> None:
-    """Precondition: the escalation was locked with `_lock_escalation`."""
+def _tell_customer_to_wait(escalation: Escalation, *, busy: bool) -> None:
+    """Say once why nobody has taken the conversation yet: nobody is online,
+    or everyone online is at capacity (as the queue frame's agents_online
+    says). Precondition: the escalation was locked with `_lock_escalation`."""
     if escalation.told_no_agent:
         return
-    append_system_message(escalation.conversation, NOBODY_NOTICE)
+    append_system_message(
+        escalation.conversation, BUSY_NOTICE if busy else NOBODY_NOTICE
+    )
     escalation.told_no_agent = True
 
 
