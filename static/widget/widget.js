@@ -60,6 +60,9 @@
   const keys = {
     token: `sb:${config.origin}:token`,
     outbox: `sb:${config.origin}:outbox`,
+    // Per tab (sessionStorage): a reload or the next page of the site finds
+    // the chat as the visitor left it; a new tab starts with it closed.
+    panel: `sb:${config.origin}:open`,
   };
 
   const state = {
@@ -435,6 +438,24 @@
     // A returning visitor may have replies waiting and an outbox to deliver;
     // a first-time visitor costs the server no socket until they open the chat.
     if (readToken() || readOutbox().length) connect();
+    if (readPanelOpen()) open({ focus: false });
+  }
+
+  function readPanelOpen() {
+    try {
+      return window.sessionStorage.getItem(keys.panel) === '1';
+    } catch {
+      return false; // site data blocked: the chat starts closed
+    }
+  }
+
+  function savePanelOpen(opened) {
+    try {
+      if (opened) window.sessionStorage.setItem(keys.panel, '1');
+      else window.sessionStorage.removeItem(keys.panel);
+    } catch {
+      // Site data blocked: only a reload forgets.
+    }
   }
 
   // --- Opening and closing -------------------------------------------------
@@ -443,18 +464,21 @@
     return !ui.panel.hidden;
   }
 
-  function open() {
+  function open({ focus = true } = {}) {
     ui.panel.hidden = false;
     ui.launcher.setAttribute('aria-expanded', 'true');
     ui.badge.hidden = true;
+    savePanelOpen(true);
     if (!state.started) connect();
     scrollToEnd();
-    ui.input.focus();
+    // Reopened by a reload, the chat does not take the page's focus.
+    if (focus) ui.input.focus();
   }
 
   function close() {
     const focusInside = ui.shadow.activeElement !== null;
     ui.panel.hidden = true;
+    savePanelOpen(false);
     ui.launcher.setAttribute('aria-expanded', 'false');
     // Only take focus back when it was ours: a host calling close() keeps its own.
     if (focusInside) ui.launcher.focus();

@@ -29,6 +29,10 @@ SCREENSHOT = Path(__file__).resolve().parents[2] / "var" / "widget.png"
 
 def open_widget(page: Page) -> None:
     page.get_by_role("button", name="Open chat").click()
+    widget_ready(page)
+
+
+def widget_ready(page: Page) -> None:
     expect(page.get_by_role("dialog")).to_be_visible()
     # Ready: welcomed and replayed, so sent messages go straight out.
     expect(page.get_by_role("button", name="Talk to a person")).to_be_enabled()
@@ -94,12 +98,28 @@ def test_reload_shows_the_same_conversation(page: Page) -> None:
     expect(bot_answers(page).locator(".sources")).to_have_count(1)
 
     page.reload()
-    open_widget(page)
+    widget_ready(page)  # the chat stays open across a reload
 
     expect(customer_bubbles(page, CARD_QUESTION)).to_have_count(1)
     expect(bot_answers(page)).to_have_count(1)
     expect(bot_answers(page).locator(".sources")).to_contain_text("Sources: ")
     expect(page.locator(".delivery")).to_have_count(0)
+
+
+def test_the_chat_is_open_or_closed_after_a_reload_as_it_was_left(
+    page: Page,
+) -> None:
+    open_widget(page)
+    page.reload()
+    widget_ready(page)
+    # The visitor was reading the page, not typing: focus stays with it.
+    assert page.evaluate("document.activeElement === document.body")
+
+    page.get_by_role("button", name="Close chat").click()
+    expect(page.get_by_role("dialog")).to_be_hidden()
+    page.reload()
+    expect(page.get_by_role("button", name="Open chat")).to_be_visible()
+    expect(page.get_by_role("dialog")).to_be_hidden()
 
 
 def test_a_rating_is_shown_again_after_a_reload(page: Page) -> None:
@@ -110,7 +130,7 @@ def test_a_rating_is_shown_again_after_a_reload(page: Page) -> None:
     expect(not_helpful).to_have_attribute("aria-pressed", "true")
 
     page.reload()
-    open_widget(page)
+    widget_ready(page)  # the chat stays open across a reload
 
     answer = bot_answers(page)
     expect(answer.get_by_role("button", name="Not helpful")).to_have_attribute(
@@ -150,7 +170,7 @@ def test_message_typed_offline_is_sent_exactly_once_after_reconnecting(
     # on the next load, and the message must still appear once.
     page.evaluate(RESTORE_OUTBOX_JS, outbox)
     page.reload()
-    open_widget(page)
+    widget_ready(page)  # the chat stays open across a reload
 
     expect(bot_answers(page)).to_have_count(1)
     expect(page.locator(".delivery")).to_have_count(0)
