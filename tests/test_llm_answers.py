@@ -2,8 +2,11 @@
 
 from typing import Any
 
+import pytest
+
 from conversations.models import Conversation, Message
 from escalation.models import Escalation
+from support_bot.bot.decision import WITHDRAWN
 from tests.fake_llm import Reply
 from tests.widget import ask, resume, settle, stored_frames
 
@@ -163,3 +166,21 @@ async def test_content_filter_is_not_shown_as_an_answer(
     frames = await ask(widget, "When will my card arrive?")
 
     await assert_apology_and_escalation(frames, "refused")
+
+
+@pytest.mark.parametrize("text", ["[A{card}]", ". [A{card}]", "\u200b[A{card}]"])
+async def test_an_answer_without_words_is_withdrawn(
+    connect: Any, kb: Any, llm: Any, text: str
+) -> None:
+    card = article_id(kb, "How long does a new card take to arrive?")
+    llm.script(Reply(chunks=[text.format(card=card)]))
+    widget = await connect()
+    await resume(widget)
+
+    answer = (await ask(widget, "When will my card arrive?"))[-1]
+
+    assert (answer["withdrawn"], answer["text"]) == (True, WITHDRAWN)
+    stored = await Message.objects.aget(seq=answer["seq"])
+    assert stored.metadata["reasons"] == ["the answer has no words"]
+    escalation = await Escalation.objects.aget()
+    assert escalation.reason == "no_answer"

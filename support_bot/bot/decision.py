@@ -268,6 +268,10 @@ def _after(
         return withdraw(
             "low_confidence", [f"the model asked for a person: {completed.handoff}"]
         )
+    if not any(char.isalnum() for char in completed.text):
+        # Only citations, punctuation or invisible characters: the customer
+        # would see an empty bubble with sources under it.
+        return withdraw("no_answer", ["the answer has no words"])
     if violations:
         return withdraw("guardrail", signals.violations)
     if after < threshold:
