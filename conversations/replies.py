@@ -674,9 +674,17 @@ async def draft_reply(conversation_id: Any) -> tuple[str, list[dict[str, Any]]]:
     )
     text = ""
     sources: list[int] = []
-    async for event in get_engine().stream(request):
-        if isinstance(event, Completed):
-            text, sources = event.text, event.sources
+    try:
+        async for event in get_engine().stream(request):
+            if isinstance(event, Completed):
+                text, sources = event.text, event.sources
+    except EngineError as error:
+        metrics.llm_error(error.kind)
+        raise actions.ActionError(
+            "model_unavailable",
+            "The model could not write a suggestion just now "
+            f"({error.kind}). Try again, or write the reply yourself.",
+        ) from None
     text = redact_answer(text, " ".join(a.body for a in articles))
     titles = {a.id: a.title for a in articles}
     return text, [{"id": i, "title": titles[i]} for i in sources if i in titles]

@@ -103,6 +103,7 @@ class AgentConsumer(PooledConsumer):
                     "type": "error",
                     "code": "server_error",
                     "message": "Something went wrong on our side. Please try again.",
+                    "conversation": frame.get("conversation"),
                 }
             )
 

@@ -8,6 +8,7 @@ from django.contrib.auth.models import User
 from conversations.models import Conversation
 from support_bot import live
 from tests.agents import make_agent, open_console, receive_type, take_over
+from tests.fake_llm import Reply
 from tests.widget import ask, new_client_id, receive_until, resume, settle
 
 
@@ -343,3 +344,42 @@ async def test_a_question_the_person_answered_is_not_answered_again(
 
     frames = await settle(widget)
     assert not [f for f in frames if f["type"] == "message" and f["role"] == "bot"]
+
+
+async def test_a_suggested_reply_is_the_models_draft_and_reaches_nobody_else(
+    connect: Any, kb: Any, llm: Any
+) -> None:
+    widget = await connect()
+    await resume(widget)
+    await ask(widget, "How do I change my PIN?")
+    console, conversation = await take_over(widget)
+    await settle(widget)
+    llm.script(Reply(chunks=["Open the app, ", "then Card settings."]))
+
+    await console.send_json_to({"type": "suggest", "conversation": conversation})
+
+    suggestion = await receive_type(console, "suggestion")
+    assert suggestion["conversation"] == conversation
+    assert suggestion["text"] == "Open the app, then Card settings."
+    assert "How do I change my PIN?" in llm.requests[-1]["messages"][-1]["content"]
+    assert not [
+        f for f in await settle(widget) if f["type"] in ("message", "bot.delta")
+    ]
+
+
+async def test_a_suggestion_the_model_cannot_write_gets_a_typed_error(
+    connect: Any, kb: Any, llm: Any
+) -> None:
+    widget = await connect()
+    await resume(widget)
+    await ask(widget, "How do I change my PIN?")
+    console, conversation = await take_over(widget)
+    llm.script(Reply(status=500), Reply(status=500), Reply(status=500))
+
+    await console.send_json_to({"type": "suggest", "conversation": conversation})
+
+    error = await receive_type(console, "error")
+    assert (error["code"], error["conversation"]) == ("model_unavailable", conversation)
+    # The console still works.
+    await console.send_json_to({"type": "heartbeat"})
+    await receive_type(console, "heartbeat")

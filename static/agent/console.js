@@ -938,6 +938,7 @@
     not_found: 'Not found',
     not_waiting: 'Not waiting',
     not_pending: 'Already handled',
+    model_unavailable: 'No suggestion',
     forbidden: 'Not allowed',
     invalid_frame: 'Invalid request',
     server_error: 'Server error',
@@ -952,7 +953,11 @@
       clearTimeout(state.timers.reply);
       state.pendingReply = null;
     }
-    if (state.suggesting && frame.conversation === state.current) state.suggesting = false;
+    // A failed suggestion gives the button back (an error that names no
+    // conversation may be the one for it).
+    if (state.suggesting && (!frame.conversation || frame.conversation === state.current)) {
+      state.suggesting = false;
+    }
     // A refused approve or discard: the draft gets its buttons back (the
     // transcript asked for after it removes it if it is gone).
     for (const entry of state.drafts.values()) {
