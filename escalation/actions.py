@@ -715,22 +715,38 @@ def hold_answer(
     return message
 
 
+def _lock_pending_draft(user: Any, held_id: int) -> tuple[Conversation, HeldAnswer]:
+    """Lock a pending draft and its conversation (first), for its owner.
+
+    Approving or discarding a draft of a waiting conversation claims it, but
+    only once the draft is known to be pending: a stale button claims
+    nothing.
+    """
+    conversation_id = (
+        HeldAnswer.objects.filter(pk=held_id)
+        .values_list("conversation_id", flat=True)
+        .first()
+    )
+    if conversation_id is None:
+        raise ActionError("not_found", "There is no such draft.")
+    conversation = lock_conversation(conversation_id)
+    held = HeldAnswer.objects.select_for_update(no_key=True).get(pk=held_id)
+    if held.status != HeldAnswer.Status.PENDING:
+        raise ActionError("not_pending", "This draft was already handled.")
+    if conversation.status == Conversation.Status.WAITING:
+        conversation = claim_conversation(user, conversation_id)
+    _require_owner(conversation, user)
+    return conversation, held
+
+
 def send_held_answer(user: Any, held_id: int, text: str | None = None) -> Message:
     """Send a held answer, as it is or edited, and give the bot its turn back.
 
-    An agent who has not claimed the conversation claims it by approving.
+    An agent who has not claimed the conversation claims it by approving; a
+    draft already handled claims nothing.
     """
-    held = HeldAnswer.objects.filter(pk=held_id).first()
-    if held is None:
-        raise ActionError("not_found", "There is no such draft.")
-    if held.conversation.status == Conversation.Status.WAITING:
-        claim_conversation(user, held.conversation_id)
     with transaction.atomic():
-        conversation = lock_conversation(held.conversation_id)
-        _require_owner(conversation, user)
-        held = HeldAnswer.objects.select_for_update(no_key=True).get(pk=held_id)
-        if held.status != HeldAnswer.Status.PENDING:
-            raise ActionError("not_pending", "This draft was already handled.")
+        conversation, held = _lock_pending_draft(user, held_id)
         edited = text is not None and text.strip() != held.text.strip()
         held.status = HeldAnswer.Status.SENT
         held.edited = edited
@@ -758,16 +774,9 @@ def send_held_answer(user: Any, held_id: int, text: str | None = None) -> Messag
 
 def discard_held_answer(user: Any, held_id: int) -> None:
     """Drop a draft; the conversation stays with the agent to answer in person."""
-    held = HeldAnswer.objects.filter(pk=held_id).first()
-    if held is None:
-        raise ActionError("not_found", "There is no such draft.")
-    if held.conversation.status == Conversation.Status.WAITING:
-        claim_conversation(user, held.conversation_id)
     with transaction.atomic():
-        conversation = lock_conversation(held.conversation_id)
-        _require_owner(conversation, user)
-        HeldAnswer.objects.filter(pk=held_id, status=HeldAnswer.Status.PENDING).update(
-            status=HeldAnswer.Status.DISCARDED,
-            decided_by=user,
-            decided_at=timezone.now(),
-        )
+        _, held = _lock_pending_draft(user, held_id)
+        held.status = HeldAnswer.Status.DISCARDED
+        held.decided_by = user
+        held.decided_at = timezone.now()
+        held.save(update_fields=["status", "decided_by", "decided_at"])

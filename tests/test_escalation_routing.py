@@ -70,7 +70,8 @@ def test_agent_at_capacity_gets_nothing_new(transactional_db: None) -> None:
     notices = list(Message.objects.filter(role="system").values_list("text", flat=True))
     assert actions.BUSY_NOTICE in notices
     assert actions.NOBODY_NOTICE not in notices
-    assert actions.queue_place(escalation.conversation_id).agents_online
+    place = actions.queue_place(escalation.conversation_id)
+    assert place is not None and place.agents_online
 
 
 def test_unclaimed_offer_moves_to_another_agent(transactional_db: None) -> None:

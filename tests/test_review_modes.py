@@ -167,3 +167,37 @@ async def test_a_question_asked_while_a_draft_waited_is_answered_after_it(
     assert notice[-1]["reply_to"] == later
     second = await HeldAnswer.objects.exclude(pk=held.pk).aget()
     assert (second.reply_to, second.text) == (later, "Yes, in the app.")
+
+
+async def test_a_draft_already_handled_claims_nothing(
+    connect: Any, kb: Any, llm: Any
+) -> None:
+    # Dana approves the first draft; the customer asks again and the second
+    # draft waits. Eve's console still shows the first one's buttons.
+    await review_mode("copilot")
+    card = kb[CARD_TITLE].id
+    llm.script(
+        Reply(chunks=[f"Within 3 to 5 working days [A{card}]."]),
+        Reply(chunks=[f"Freeze it in the app [A{card}]."]),
+    )
+    widget = await connect()
+    await resume(widget)
+    await receive_held(widget, "When will my card arrive?")
+    first = await HeldAnswer.objects.aget()
+    dana, eve = [await sync_to_async(make_agent)(n) for n in ("dana", "eve")]
+    dana_console, eve_console = await open_console(dana), await open_console(eve)
+    await dana_console.connect()
+    await eve_console.connect()
+    await dana_console.send_json_to({"type": "approve", "draft": first.pk})
+    await receive_until(widget, lambda f: f["type"] == "message" and f["role"] == "bot")
+    await receive_held(widget, "And if I lost it?")
+    assert (await Conversation.objects.aget()).status == "waiting"
+
+    for kind in ("approve", "discard"):
+        await eve_console.send_json_to({"type": kind, "draft": first.pk})
+        error = await receive_until(eve_console, lambda f: f["type"] == "error")
+        assert error[-1]["code"] == "not_pending", kind
+
+    conversation = await Conversation.objects.aget()
+    assert (conversation.status, conversation.agent_id) == ("waiting", None)
+    assert not await Message.objects.filter(text__contains="Eve").aexists()
