@@ -342,9 +342,16 @@ def claim_answer(
     return bool(claimed)
 
 
-def append_system_message(conversation: Conversation, text: str) -> Message:
+# The metadata key of the notice that a person handed the conversation back
+# to the bot (recovery.pending_question reads it).
+HANDED_BACK = "handed_back"
+
+
+def append_system_message(
+    conversation: Conversation, text: str, metadata: dict[str, Any] | None = None
+) -> Message:
     """A notice from the product itself. Precondition: the row is locked."""
-    return append_message(conversation, Message.Role.SYSTEM, text)
+    return append_message(conversation, Message.Role.SYSTEM, text, metadata=metadata)
 
 
 def request_human(visitor: Visitor) -> Conversation:

@@ -61,7 +61,9 @@ def _bound() -> timedelta:
 OWED_LOOKBACK = 20
 
 
-def pending_question(conversation_id: Any) -> Pending | None:
+def pending_question(
+    conversation_id: Any, *, after_hand_back: bool = False
+) -> Pending | None:
     """The question the conversation's bot still owes an answer to, if any.
 
     That is its newest customer message, when the conversation is with the
@@ -69,7 +71,12 @@ def pending_question(conversation_id: Any) -> Pending | None:
     hold, or its withdrawal, which carry its seq) or a person's message.
     The bot's answers to earlier questions can follow it (questions are
     answered one at a time), and so can notices that answer nothing (a
-    person joined, the bot is back).
+    person joined).
+
+    A person handing the conversation back to the bot closes what was asked
+    before: they read it. Only right after the hand-back, with
+    `after_hand_back`, is such a message offered to the bot, which answers it
+    only when it is sure (`replies.start_reply(only_if_sure=True)`).
     """
     rows = list(
         Message.objects.filter(
@@ -77,19 +84,27 @@ def pending_question(conversation_id: Any) -> Pending | None:
             conversation__status=Conversation.Status.BOT,
         )
         .order_by("-seq")
-        .values_list("seq", "role", "metadata__reply_to", "created_at")[:OWED_LOOKBACK]
+        .values_list(
+            "seq",
+            "role",
+            "metadata__reply_to",
+            "created_at",
+            f"metadata__{actions.HANDED_BACK}",
+        )[:OWED_LOOKBACK]
     )
     question = next((i for i, row in enumerate(rows) if row[1] == "customer"), None)
     if question is None:
         return None
     seq = rows[question][0]
-    for _, role, reply_to, _ in rows[:question]:
+    for _, role, reply_to, _, handed_back in rows[:question]:
         if isinstance(reply_to, int) and reply_to >= seq:
             return None  # answered, held or withdrawn
         if role == Message.Role.AGENT or (
             role == Message.Role.BOT and not isinstance(reply_to, int)
         ):
             return None  # a person (or an answer of unknown origin) replied
+        if handed_back and not after_hand_back:
+            return None
     last_seq, newest_at = rows[0][0], rows[0][3]
     return Pending(conversation_id, seq, last_seq, newest_at + _bound())
 
@@ -151,17 +166,24 @@ def claim(pending: Pending) -> bool:
     return bool(claimed)
 
 
-async def answer_owed(conversation_id: Any) -> None:
+async def answer_owed(conversation_id: Any, *, after_hand_back: bool = False) -> None:
     """Answer the question the bot owes now, if any: after the bot got the
-    conversation back (a hand-back, an approved draft) with a question the
-    customer asked while a person had it."""
+    conversation back (an approved draft, a hand-back) with a question the
+    customer asked while a person had it.
+
+    After a hand-back the customer's last message was often for the person
+    ("thanks, that's all"): the bot answers it only when it is sure, and
+    otherwise says nothing rather than hand the conversation straight back.
+    """
     from support_bot.db import db_async
 
     from .replies import answering_here, start_reply
 
-    pending = await db_async(pending_question)(conversation_id)
+    pending = await db_async(pending_question)(
+        conversation_id, after_hand_back=after_hand_back
+    )
     if pending is not None and not answering_here(conversation_id):
-        start_reply(conversation_id, pending.seq, None)
+        start_reply(conversation_id, pending.seq, None, only_if_sure=after_hand_back)
 
 
 def answer_stranded() -> int:

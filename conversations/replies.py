@@ -186,14 +186,22 @@ def start_reply(
     question_seq: int,
     listener: Listener | None,
     ctx: ReplyContext | None = None,
+    *,
+    only_if_sure: bool = False,
 ) -> None:
     """Answer in the background, streaming to `listener` and the conversation.
 
     `ctx`, read when the question was stored, is used when no other answer
     of the conversation is being written; otherwise it is read again once
     that answer is stored, so that it is in the bot's memory.
+
+    With `only_if_sure`, the bot answers only when it would answer outright:
+    nothing is streamed, and an answer it would hand over, withdraw, hold or
+    fail to write is not stored, so the conversation stays with the bot.
     """
-    task = asyncio.create_task(answer(conversation_id, question_seq, listener, ctx))
+    task = asyncio.create_task(
+        answer(conversation_id, question_seq, listener, ctx, only_if_sure=only_if_sure)
+    )
     _running.add(task)
     task.add_done_callback(_running.discard)
 
@@ -203,6 +211,8 @@ async def answer(
     question_seq: int,
     listener: Listener | None = None,
     ctx: ReplyContext | None = None,
+    *,
+    only_if_sure: bool = False,
 ) -> Message | None:
     # The answer's stream id: its typing notice, pieces and stored message
     # carry it, the apology for a failure included.
@@ -215,9 +225,15 @@ async def answer(
     async with lock:
         try:
             reply = await _answer(
-                conversation_id, question_seq, listener, ctx, stream_id
+                conversation_id, question_seq, listener, ctx, stream_id, only_if_sure
             )
         except Exception:
+            if only_if_sure:
+                logger.exception(
+                    "Answering failed; nothing is said",
+                    extra={"conversation_id": str(conversation_id)},
+                )
+                return None
             metrics.llm_error("internal")
             metrics.bot_answer_finished("interrupted")
             logger.exception(
@@ -257,6 +273,7 @@ async def _answer(
     listener: Listener | None,
     ctx: ReplyContext | None,
     stream_id: str,
+    only_if_sure: bool = False,
 ) -> Message | None:
     if ctx is None:
         ctx = await db_async(load_reply_context)(conversation_id, question_seq)
@@ -269,9 +286,15 @@ async def _answer(
     # Published while the question is being worked on, not before. The stored
     # answer ends it: the widget stops showing the bot typing when the
     # message of the same stream arrives, so no "stopped typing" is sent.
-    typing = asyncio.create_task(
-        live.asend(group, _typing_event(bot.name, stream_id, question_seq))
-    )
+    typing: asyncio.Future[None]
+    if only_if_sure:
+        # Nothing shows until it is known that the bot answers.
+        typing = asyncio.get_running_loop().create_future()
+        typing.set_result(None)
+    else:
+        typing = asyncio.create_task(
+            live.asend(group, _typing_event(bot.name, stream_id, question_seq))
+        )
     live_text = _LiveText(group, stream_id, question_seq, listener, after=typing)
     try:
         question = await _question(
@@ -284,11 +307,18 @@ async def _answer(
             min_score=settings.RETRIEVAL_MIN_SCORE,
             guidelines=ctx.knowledge.guidelines,
             allowed_hosts=settings.LINK_ALLOWED_HOSTS,
-            on_delta=live_text.add,
+            on_delta=None if only_if_sure else live_text.add,
             review=bot.review_mode,
         )
     except EngineError as error:
         metrics.llm_error(error.kind)
+        if only_if_sure:
+            logger.warning(
+                "LLM answer failed: %s; nothing is said",
+                error.kind,
+                extra={"conversation_id": str(conversation_id)},
+            )
+            return None
         metrics.bot_answer_finished("interrupted")
         await live_text.finish()
         # The typing notice goes out before the apology that ends it.
@@ -308,6 +338,14 @@ async def _answer(
         metrics.llm_answer_timed(
             now - started, first_delta_at - started if first_delta_at else None
         )
+    if only_if_sure and outcome.decision != "answer":
+        logger.info(
+            "Not answering: the bot would %s (%s)",
+            outcome.decision,
+            "; ".join(outcome.reasons),
+            extra={"conversation_id": str(conversation_id)},
+        )
+        return None
     metrics.first_response("bot", (first_delta_at or now) - started)
     return await _store_outcome(ctx, stream_id, outcome, timing)
 

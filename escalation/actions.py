@@ -19,6 +19,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from conversations.actions import (
+    HANDED_BACK,
     ActionError,
     append_message,
     append_system_message,
@@ -498,12 +499,17 @@ def _finish_locked(
 
 
 def _finish(
-    user: Any, conversation_id: Any, status: str, escalation_status: str, notice: str
+    user: Any,
+    conversation_id: Any,
+    status: str,
+    escalation_status: str,
+    notice: str,
+    metadata: dict[str, Any] | None = None,
 ) -> Conversation:
     with transaction.atomic():
         conversation = lock_conversation(conversation_id)
         _require_owner(conversation, user)
-        append_system_message(conversation, notice)
+        append_system_message(conversation, notice, metadata)
         _finish_locked(conversation, status, escalation_status)
     return conversation
 
@@ -526,6 +532,7 @@ def hand_back_to_bot(user: Any, conversation_id: Any) -> Conversation:
         Conversation.Status.BOT,
         Escalation.Status.HANDED_BACK,
         "Our assistant is back with you.",
+        {HANDED_BACK: True},
     )
 
 

@@ -206,8 +206,9 @@ class AgentConsumer(PooledConsumer):
     async def on_hand_back(self, frame: dict[str, Any]) -> None:
         conversation = _conversation(frame)
         await db_async(actions.hand_back_to_bot)(self.user, conversation)
-        # A question the customer asked meanwhile, that nobody answered.
-        await recovery.answer_owed(conversation)
+        # A question the customer asked meanwhile, that nobody answered, if
+        # the bot is sure of its answer.
+        await recovery.answer_owed(conversation, after_hand_back=True)
 
     async def on_transfer(self, frame: dict[str, Any]) -> None:
         target = frame.get("agent")

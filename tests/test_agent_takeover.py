@@ -5,6 +5,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 
+from conversations import recovery
 from conversations.models import Conversation
 from support_bot import live
 from tests.agents import make_agent, open_console, receive_type, take_over
@@ -321,6 +322,33 @@ async def test_a_question_nobody_answered_is_answered_after_the_hand_back(
     )
     assert frames[-1]["reply_to"] == seq
     assert "Freeze" in frames[-1]["text"]
+
+
+async def test_after_a_hand_back_the_bot_says_nothing_it_is_unsure_of(
+    connect: Any, kb: Any
+) -> None:
+    # The customer's last words were for the person, not a question the
+    # articles answer: the bot must not hand the conversation straight back.
+    widget = await connect()
+    await resume(widget)
+    console, conversation = await take_over(widget)
+    await widget.send_json_to(
+        {"type": "message", "client_id": new_client_id(), "text": "ok thanks bye"}
+    )
+    await receive_until(widget, lambda f: f["type"] == "ack")
+
+    await console.send_json_to({"type": "hand_back", "conversation": conversation})
+    await receive_until(
+        widget, lambda f: f["type"] == "status" and f["status"] == "bot"
+    )
+
+    frames = await settle(widget)
+    assert not [f for f in frames if f["type"] in ("message", "typing", "bot.delta")]
+    stored = await Conversation.objects.aget()
+    assert stored.status == "bot"
+    assert await stored.escalations.acount() == 1
+    # Nor is it owed later, when the widget comes back or the sweep runs.
+    assert await sync_to_async(recovery.pending_question)(conversation) is None
 
 
 async def test_a_question_the_person_answered_is_not_answered_again(
