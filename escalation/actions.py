@@ -193,13 +193,14 @@ def route_escalation(escalation_id: int, *, exclude_user_id: int | None = None) 
         escalation.routing_attempts += 1
 
         online = online_agents() if BusinessHours.is_open() else []
-        candidates = [
-            (load, profile)
-            for profile, load in online
-            if load < profile.capacity and profile.user_id != exclude_user_id
-        ]
+        others = [(p, load) for p, load in online if p.user_id != exclude_user_id]
+        candidates = [(load, p) for p, load in others if load < p.capacity]
         if not candidates:
-            _tell_customer_to_wait(escalation, busy=bool(online))
+            # Nobody online, or everyone online at capacity. When the only
+            # agent online is the one who let the offer lapse, it is offered
+            # to them again later and the customer is told nothing new.
+            if others or not online:
+                _tell_customer_to_wait(escalation, busy=bool(others))
             escalation.save()
             return "no_agent"
 

@@ -74,6 +74,24 @@ def test_agent_at_capacity_gets_nothing_new(transactional_db: None) -> None:
     assert place is not None and place.agents_online
 
 
+def test_an_offer_the_only_agent_let_lapse_tells_the_customer_nothing_new(
+    transactional_db: None,
+) -> None:
+    dana = make_agent("dana")
+    escalation = escalate_new_conversation()  # offered to Dana on commit
+
+    assert actions.release_unclaimed(escalation.pk, dana.pk)
+
+    escalation.refresh_from_db()
+    assert escalation.status == "queued"
+    notices = set(Message.objects.filter(role="system").values_list("text", flat=True))
+    # Dana is still online: she is offered it again later, and the customer's
+    # queue line keeps saying that someone is there.
+    assert not notices & {actions.NOBODY_NOTICE, actions.BUSY_NOTICE}
+    place = actions.queue_place(escalation.conversation_id)
+    assert place is not None and place.agents_online
+
+
 def test_unclaimed_offer_moves_to_another_agent(transactional_db: None) -> None:
     first = make_agent("first")
     escalation = escalate_new_conversation()
