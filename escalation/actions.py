@@ -545,9 +545,18 @@ def transfer_conversation(
     target = get_user_model().objects.filter(pk=to_user_id, is_active=True).first()
     if target is None or not is_agent(target):
         raise ActionError("not_found", "There is no such agent.")
+    # Presence as routing sees it: a console heard from recently. A
+    # conversation handed to someone who is not there would wait unseen,
+    # since nothing takes back a conversation a person owns.
+    if not any(profile.user_id == target.pk for profile, _ in online_agents()):
+        raise ActionError(
+            "not_available", f"{agent_name(target)} is not online right now."
+        )
     with transaction.atomic():
         conversation = lock_conversation(conversation_id)
         _require_owner(conversation, user)
+        if target.pk == user.pk:
+            raise ActionError("already_yours", "This conversation is already yours.")
         conversation.agent = target
         conversation.save(update_fields=["agent", "updated_at"])
         append_system_message(

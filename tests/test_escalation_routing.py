@@ -205,3 +205,28 @@ def test_an_answer_that_hands_over_after_an_agent_took_over_changes_nothing(
     conversation = Conversation.objects.get(pk=escalation.conversation_id)
     assert (conversation.status, conversation.agent) == ("human", dana)
     assert list(Escalation.objects.values_list("status", flat=True)) == ["claimed"]
+
+
+def test_a_transfer_goes_only_to_another_agent_who_is_online(
+    transactional_db: None,
+) -> None:
+    dana = make_agent("dana")
+    sam = make_agent("sam")
+    away = make_agent("away", online=False)
+    escalation = escalate_new_conversation()
+    conversation_id = escalation.conversation_id
+    actions.claim_conversation(dana, conversation_id)
+
+    for target, code in [(away, "not_available"), (dana, "already_yours")]:
+        with pytest.raises(ActionError) as refused:
+            actions.transfer_conversation(dana, conversation_id, target.pk)
+        assert refused.value.code == code
+    conversation = Conversation.objects.get()
+    assert conversation.agent == dana
+    assert not Message.objects.filter(text__contains="Away").exists()
+
+    actions.transfer_conversation(dana, conversation_id, sam.pk)
+
+    conversation.refresh_from_db()
+    assert (conversation.status, conversation.agent) == ("human", sam)
+    assert Message.objects.filter(text="Sam from support joined.").exists()

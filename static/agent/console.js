@@ -939,6 +939,8 @@
     not_waiting: 'Not waiting',
     not_pending: 'Already handled',
     model_unavailable: 'No suggestion',
+    not_available: 'Not online',
+    already_yours: 'Already yours',
     forbidden: 'Not allowed',
     invalid_frame: 'Invalid request',
     server_error: 'Server error',
