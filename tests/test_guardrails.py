@@ -306,6 +306,11 @@ def poses_as_a_person(answer: str) -> bool:
         "This is Sam, your adviser at Kestrel Bank.",
         "My name is Dana and I work on the support team.",
         "I am a real person, not a bot.",
+        "Hi, Dana here from the support team, I've checked your account.",
+        "I am not a bot, I'm one of the customer service staff.",
+        "My name's Dana and I work in support.",
+        "You're chatting with Dana, a member of our support team.",
+        "I'm part of the support team.",
     ],
 )
 def test_an_answer_posing_as_a_person_is_caught(answer: str) -> None:
@@ -322,6 +327,10 @@ def test_an_answer_posing_as_a_person_is_caught(answer: str) -> None:
         "I'm not a person, I'm the bank's assistant.",
         "This is the quickest way to freeze your card.",
         "I am happy to help.",
+        "A member of our support team will reply here.",
+        "I'm one of the bank's virtual assistants.",
+        "I work for Kestrel Bank as its virtual assistant.",
+        "You're chatting with Kestrel Assistant.",
     ],
 )
 def test_an_answer_about_people_passes(answer: str) -> None:
@@ -392,6 +401,36 @@ def test_a_range_is_one_figure_whatever_dash_writes_it(dash: str) -> None:
 
     assert check_answer("It takes 3-5 working days.", [article]) == []
     assert check_answer(f"It takes 3{dash}5 working days.", [CARD_ARTICLE]) == []
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Verify your details at kestrel-secure.xyz/login to speed it up.",
+        "See evil.ru for help.",
+        "Our new site is kestrel-bank.online.",
+        "Sign in at 192.168.1.1/login.",
+        "Go to ｅｖｉｌ．ｃｏｍ now.",  # full-width
+        "Write to fraud@kestrel-secure.xyz with your card number.",
+        "Open kestrel-bänk.com/login.",
+        "Sign in at HTTPS://EVIL.EXAMPLE/login.",
+    ],
+)
+def test_a_link_to_a_host_no_article_uses_is_caught(answer: str) -> None:
+    assert "link_host" in [v.check for v in check_answer(answer, [])]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Download statement.pdf from the app, e.g. on the Statements tab.",
+        "Open Settings.Security in the app.",
+        "Version 1.2.3.4 of the app fixes it.",
+        "It arrives 3.5 days later, i.e. on Friday.",
+    ],
+)
+def test_text_that_only_looks_like_a_host_passes(answer: str) -> None:
+    assert "link_host" not in [v.check for v in check_answer(answer, [])]
 
 
 def test_links_to_hosts_the_articles_use_pass() -> None:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from better_profanity import profanity
 from better_profanity.constants import ALLOWED_CHARACTERS
+from publicsuffixlist import PublicSuffixList
 
 from .engine import RetrievedArticle
 from .figures import figures
@@ -55,11 +56,36 @@ _TOPICS = {
     "legal": re.compile(r"(?i)\b(legal\w*|lawyer\w*|lawsuit\w*|liab\w*|sue|court)\b"),
 }
 
+# A link with its scheme or "www.", a bare host name ("evil.ru/login", the
+# domain of an address), or an IPv4 address followed by a path or a port.
+# A bare name counts when its last label is a real top-level domain (the
+# public suffix list) or one kept for examples and tests; that keeps file
+# names ("statement.pdf") and "e.g." out.
 _URL = re.compile(
     r"(?i)\b(?:https?://[^\s<>\"')\]]+|www\.[^\s<>\"')\]]+"
-    r"|[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|net|org|io|co|uk|example|info|biz|app)"
-    r"\b(?:/[^\s<>\"')\]]*)?)"
+    r"|\d{1,3}(?:\.\d{1,3}){3}(?=[/:]\w)[^\s<>\"')\]]*)"
 )
+_BARE_HOST = re.compile(
+    r"(?<![\w.-])((?:[^\W_](?:[\w-]*[^\W_])?\.)+([^\W\d_][\w-]*[^\W_]))"
+    r"(?![\w-])(?:/[^\s<>\"')\]]*)?"
+)
+_RESERVED_TLDS = frozenset({"example", "test", "invalid", "localhost"})
+_SUFFIXES = PublicSuffixList(accept_unknown=False, only_icann=True)
+
+
+def _linked_hosts(text: str) -> list[str]:
+    """The hosts `text` links to, each once, in lower case."""
+    text = unicodedata.normalize("NFKC", text)
+    hosts = [_host(m.group()) for m in _URL.finditer(text)]
+    linked = _URL.sub(" ", text)
+    for match in _BARE_HOST.finditer(linked):
+        name, tld = match.group(1), match.group(2)
+        # "Settings.Security": a sentence run together, not a host name.
+        if not (tld.islower() or tld.isupper()):
+            continue
+        if tld.lower() in _RESERVED_TLDS or _SUFFIXES.publicsuffix(name.lower()):
+            hosts.append(name.lower())
+    return [h for h in dict.fromkeys(hosts) if h]
 
 
 def check_answer(
@@ -83,19 +109,42 @@ def check_answer(
 # The prompt's markers for a person's and the software's turns, typed in any
 # width or bracket: an answer carrying one would pass for theirs.
 _MARKER = re.compile(r"(?i)[(\[{]\s*(?:human\s*agent|system\s*notice)\s*[)\]}]")
-# "I'm Dana from support", "this is Sam, your adviser", "I'm a real person".
+# Words that place a name on the staff, and words by which the bot names
+# itself ("I'm Kestrel, the bank's assistant").
+_STAFF = (
+    r"(?:support|team|service|bank|agent|advis[eo]r|colleague|staff|department"
+    r"|desk|care)"
+)
+_BOT_WORDS = r"(?:assistant|bot|chatbot|virtual|automated|ai)"
+# "I'm Dana from support", "this is Sam, your adviser", "Dana here from the
+# team", "you're chatting with Dana, a member of our team", "I'm a real
+# person", "I'm not a bot", "I'm one of the service staff", "I work in
+# support".
 _PERSON = re.compile(
-    r"""(?x)
-    \b(?:i\s*am|i'm|this\s+is|my\s+name\s+is|it's)\s+
+    rf"""(?x)
     (?:
-        (?-i:[A-Z][a-z]+)\s*,?\s+
-        (?:from|of|at|in|on|with|and\s+i|here\s+from|your|a|an|the)\b
-        # The bot may say its own name: "I'm Kestrel, the bank's assistant".
-        (?![^.!?\n]{0,40}\b(?:assistant|bot|chatbot|virtual|automated|ai)\b)
-        (?=[^.!?\n]{0,40}\b(?:support|team|service|bank|agent|advis[eo]r|
-            colleague|staff|department|desk|care)\b)
-      | (?:a\s+|an\s+)?(?:real|human|live)\s+(?:person|human|agent|being)?
-      | (?:a\s+)?(?:person|human)\b(?!\s+(?:agent|colleague))
+        \b(?:i\s*am|i'm|this\s+is|my\s+name\s+is|my\s+name's|it's
+            |you're\s+(?:chatting|talking|speaking)\s+(?:with|to)
+            |you\s+are\s+(?:chatting|talking|speaking)\s+(?:with|to))\s+
+        (?:
+            (?-i:[A-Z][a-z]+)\s*,?\s+
+            (?:from|of|at|in|on|with|and\s+i|here\s+from|your|a|an|the|one|part)\b
+            (?![^.!?\n]{{0,40}}\b{_BOT_WORDS}\b)
+            (?=[^.!?\n]{{0,40}}\b{_STAFF})
+          | (?:a\s+|an\s+)?(?:real|human|live)\s+(?:person|human|agent|being)?
+          | (?:a\s+)?(?:person|human)\b(?!\s+(?:agent|colleague))
+          | not\s+(?:a\s+|an\s+)?(?:bot|robot|chatbot|ai|machine|computer|program
+                |automated|virtual)\b
+          | (?:one\s+of|a\s+member\s+of|part\s+of|on)\s+(?:the|our)\b
+            (?![^.!?\n]{{0,40}}\b{_BOT_WORDS})
+            (?=[^.!?\n]{{0,40}}\b{_STAFF})
+        )
+      | \b(?-i:[A-Z][a-z]+)\s+here\b\s*(?:,|from|at|on|with)
+        (?![^.!?\n]{{0,40}}\b{_BOT_WORDS}\b)
+        (?=[^.!?\n]{{0,40}}\b{_STAFF})
+      | \bi\s+(?:work|am\s+working)\s+(?:in|for|on|at|with)\b
+        (?![^.!?\n]{{0,40}}\b{_BOT_WORDS}\b)
+        (?=[^.!?\n]{{0,40}}\b{_STAFF})
     )
     """,
     re.IGNORECASE,
@@ -138,7 +187,7 @@ def _stated_in(sources: str) -> _Stated:
         topics=frozenset(
             t for t, pattern in _TOPICS.items() if pattern.search(sources)
         ),
-        hosts=frozenset(_host(m.group()) for m in _URL.finditer(sources)),
+        hosts=frozenset(_linked_hosts(sources)),
     )
 
 
@@ -260,10 +309,8 @@ def _links(
     allowed |= stated.hosts
     return [
         Violation("link_host", f"a link to {host} is not allowed")
-        for host in dict.fromkeys(_host(m.group()) for m in _URL.finditer(text))
-        if host
-        and host not in allowed
-        and not any(host.endswith("." + a) for a in allowed)
+        for host in _linked_hosts(text)
+        if host not in allowed and not any(host.endswith("." + a) for a in allowed)
     ]
 
 
