@@ -459,7 +459,14 @@ def save_contact_email(visitor: Visitor, email: str) -> None:
     """The customer left an address for a reply while nobody was online."""
     _check_email(email)
     with transaction.atomic():
-        Visitor.objects.filter(pk=visitor.pk).update(email=email)
+        # The same address again (a second tab, a resend) changes nothing
+        # and is not announced twice.
+        if (
+            not Visitor.objects.filter(pk=visitor.pk)
+            .exclude(email=email)
+            .update(email=email)
+        ):
+            return
         conversation = (
             Conversation.objects.select_for_update(no_key=True)
             .filter(visitor=visitor)

@@ -10,6 +10,7 @@ database, so a live event lost on the way costs nothing.
 import asyncio
 import logging
 import math
+import time
 from collections import deque
 from datetime import timedelta
 from typing import Any
@@ -47,6 +48,10 @@ HELLO_TIMEOUT = 30.0
 NO_HELLO_CLOSE_CODE = 4408
 # Seconds added to a wait that must not end early.
 TIMER_SLACK = 0.05
+# A customer still typing is told to the other side again after this long
+# (the widget sends "typing" once, then "stopped"); repeats in between are
+# dropped.
+TYPING_REPEAT_SECONDS = 3.0
 
 
 def messages_after(conversation_id: Any, after_seq: int, limit: int) -> list[Message]:
@@ -96,6 +101,8 @@ class WidgetConsumer(PooledConsumer):
     async def connect(self) -> None:
         self.deliver_lock = asyncio.Lock()
         self.last_status: dict[str, Any] | None = None
+        self.typing_active = False
+        self.typing_sent_at = -math.inf
         self.groups_joined: list[str] = []
         # Streams this socket asked for; their layer copies are skipped. Bounded:
         # a stream's last layer copies can trail its stored answer.
@@ -252,8 +259,13 @@ class WidgetConsumer(PooledConsumer):
                 return
             pending, at = found, max(found.stranded_at, timezone.now() + again)
 
-    async def on_message(self, frame: dict[str, Any]) -> None:
-        incoming = parse_message(frame)
+    def _take_token(self, client_id: str | None = None) -> None:
+        """Refuse, as rate_limited, a visitor writing faster than the limit.
+
+        Every frame that stores something takes a token: messages, and also
+        contact addresses, ratings and feedback, each of which is a write
+        and may reach the agents' consoles.
+        """
         assert self.visitor is not None
         limiter = limiter_for(
             self.visitor.id, settings.WIDGET_RATE_BURST, settings.WIDGET_RATE_PER_SECOND
@@ -264,9 +276,13 @@ class WidgetConsumer(PooledConsumer):
                 "rate_limited",
                 "You're sending messages faster than we can read them. "
                 "Please wait a moment.",
-                client_id=incoming.client_id,
+                client_id=client_id,
                 retry_after=math.ceil(wait),
             )
+
+    async def on_message(self, frame: dict[str, Any]) -> None:
+        incoming = parse_message(frame)
+        self._take_token(incoming.client_id)
         assert self.visitor is not None
         posted, ctx = await db_async(replies.post_question)(
             self.visitor, incoming.client_id, incoming.text
@@ -295,6 +311,14 @@ class WidgetConsumer(PooledConsumer):
         active = parse_typing(frame)
         if self.conversation_id is None:
             return
+        # Only changes go out, and a repeated "typing" at most every few
+        # seconds: each one is a publish to every socket of the conversation.
+        now = time.monotonic()
+        if active == self.typing_active and (
+            not active or now - self.typing_sent_at < TYPING_REPEAT_SECONDS
+        ):
+            return
+        self.typing_active, self.typing_sent_at = active, now
         await live.asend(
             live.conversation_group(self.conversation_id),
             {
@@ -306,6 +330,7 @@ class WidgetConsumer(PooledConsumer):
 
     async def on_feedback(self, frame: dict[str, Any]) -> None:
         seq, rating = parse_feedback(frame)
+        self._take_token()
         assert self.visitor is not None
         try:
             await db_async(actions.record_feedback)(self.visitor, seq, rating)
@@ -315,6 +340,7 @@ class WidgetConsumer(PooledConsumer):
 
     async def on_rate(self, frame: dict[str, Any]) -> None:
         score, comment = parse_rate(frame)
+        self._take_token()
         assert self.visitor is not None
         try:
             rating = await db_async(rate_conversation)(self.visitor, score, comment)
@@ -345,6 +371,7 @@ class WidgetConsumer(PooledConsumer):
         email = frame.get("email")
         if not isinstance(email, str):
             raise FrameError("invalid_frame", "contact needs an email address.")
+        self._take_token()
         assert self.visitor is not None
         try:
             await db_async(actions.save_contact_email)(self.visitor, email.strip())

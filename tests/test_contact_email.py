@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from conversations.models import Visitor
-from tests.widget import receive_until
+from conversations.models import Message, Visitor
+from tests.widget import receive_until, resume
 
 LONG_DOMAIN = ".".join(c * 63 for c in "bcd") + ".com"
 
@@ -39,3 +39,17 @@ async def test_an_address_past_the_limits_is_refused(
     assert says in refused["message"]
     assert saved["type"] == "contact.saved"
     assert (await Visitor.objects.aget()).email == "a" * 64 + "@example.com"
+
+
+async def test_the_same_address_twice_is_announced_once(connect: Any) -> None:
+    widget = await connect()
+    await resume(widget)
+    await widget.send_json_to({"type": "request_human"})
+    await receive_until(widget, lambda f: f["type"] == "queue")
+
+    for email in ["dana@example.com", "dana@example.com", "sam@example.com"]:
+        assert (await leave(widget, email))["type"] == "contact.saved"
+
+    notices = Message.objects.filter(text__startswith="Thanks, we'll also reply")
+    assert await notices.acount() == 2
+    assert (await Visitor.objects.aget()).email == "sam@example.com"

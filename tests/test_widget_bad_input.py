@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 
 from conversations.models import Message
-from tests.widget import ask, new_client_id, receive_until, resume
+from tests.agents import take_over
+from tests.widget import ask, new_client_id, receive_until, resume, settle
 
 
 async def expect_error(widget: Any, code: str) -> dict[str, Any]:
@@ -126,6 +127,51 @@ async def test_flood_is_rate_limited_and_nothing_half_stored(
     assert acks == [f"flood-{n}" for n in range(5)]
     stored = [str(m.client_id) async for m in Message.objects.filter(role="customer")]
     assert sorted(stored) == sorted(acks)
+
+
+async def test_every_frame_that_stores_something_is_rate_limited(
+    connect: Any, kb: Any, settings: Any
+) -> None:
+    settings.WIDGET_RATE_BURST = 5
+    settings.WIDGET_RATE_PER_SECOND = 0.1
+    widget = await connect()
+    await resume(widget)
+    await widget.send_json_to({"type": "request_human"})
+    await receive_until(widget, lambda f: f["type"] == "queue")
+    notices_before = await Message.objects.filter(role="system").acount()
+
+    for n in range(40):
+        frame: dict[str, Any] = {"type": "contact", "email": f"a{n}@example.com"}
+        if n % 2:
+            frame = {"type": "rate", "score": 1 + n % 5}
+        await widget.send_json_to(frame)
+    answers: list[dict[str, Any]] = []
+    while len(answers) < 40:
+        frame = await widget.receive_json_from(timeout=10)
+        if frame["type"] != "message":  # the notices of saved addresses
+            answers.append(frame)
+
+    refused = [f for f in answers if f["type"] == "error"]
+    assert {f["code"] for f in refused} == {"rate_limited"}
+    assert len(refused) == 35
+    notices = await Message.objects.filter(role="system").acount()
+    assert notices - notices_before <= 3  # one per address saved
+
+
+async def test_a_customer_typing_is_forwarded_once_per_change(
+    connect: Any, kb: Any
+) -> None:
+    widget = await connect()
+    await resume(widget)
+    console, conversation = await take_over(widget)
+    await console.send_json_to({"type": "open", "conversation": conversation})
+    await settle(console)
+
+    for active in [True] * 50 + [False] * 50 + [True]:
+        await widget.send_json_to({"type": "typing", "active": active})
+
+    typing = [f["active"] for f in await settle(console) if f["type"] == "typing"]
+    assert typing == [True, False, True]
 
 
 async def test_feedback_on_a_message_that_is_not_a_bot_answer(
