@@ -46,6 +46,9 @@ REPLAY_PAGE = 200
 # file descriptor for nobody.
 HELLO_TIMEOUT = 30.0
 NO_HELLO_CLOSE_CODE = 4408
+# The visitor was erased (a data request): the widget forgets its token and
+# what it had not sent, and starts again as a new visitor.
+VISITOR_ERASED_CLOSE_CODE = 4410
 # Seconds added to a wait that must not end early.
 TIMER_SLACK = 0.05
 # A customer still typing is told to the other side again after this long
@@ -453,6 +456,9 @@ class WidgetConsumer(PooledConsumer):
                     "agents_online": place.agents_online,
                 }
             )
+
+    async def visitor_erased(self, event: dict[str, Any]) -> None:
+        await self.close(code=VISITOR_ERASED_CLOSE_CODE)
 
     async def visitor_conversation(self, event: dict[str, Any]) -> None:
         # Another tab of this visitor started the first conversation.

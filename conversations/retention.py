@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from escalation.models import Escalation, InternalNote
+from support_bot import live
 from support_bot.privacy import redact
 
 from .models import Conversation, Feedback, Message, Visitor
@@ -225,8 +226,9 @@ class Erased:
 def erase_visitor(visitor_id: Any) -> Erased:
     """Delete a visitor and everything of theirs, by cascade.
 
-    A widget still open in their browser finds no visitor on its next
-    connection and starts afresh as a new one.
+    A widget still open in their browser is closed, forgets the visitor's
+    token and starts afresh as a new one; one that was closed finds no
+    visitor on its next connection and does the same.
     """
     with transaction.atomic():
         visitor = Visitor.objects.select_for_update().get(pk=visitor_id)
@@ -235,6 +237,9 @@ def erase_visitor(visitor_id: Any) -> Erased:
             messages=Message.objects.filter(conversation__visitor=visitor).count(),
         )
         visitor.delete()
+        live.send_after_commit(
+            live.visitor_group(visitor_id), {"type": "visitor.erased"}
+        )
     logger.info(
         "Visitor erased: %d conversations, %d messages",
         erased.conversations,

@@ -26,6 +26,8 @@
   const BASE_DELAY_MS = 500;
   const MAX_DELAY_MS = 30000;
   const WELCOME_TIMEOUT_MS = 10000;
+  // The server closes with this when the visitor was erased (docs/protocol.md).
+  const VISITOR_ERASED_CLOSE_CODE = 4410;
   const SERVER_ERROR_RETRY_S = 5;
   // Sockets that lived through a closed laptop lid often look open but are dead.
   const STALE_AFTER_HIDDEN_MS = 60000;
@@ -507,9 +509,10 @@
     ws.onmessage = (event) => {
       if (ws === state.socket) receive(event.data);
     };
-    ws.onclose = () => {
+    ws.onclose = (event) => {
       if (ws !== state.socket) return;
       teardown();
+      if (event.code === VISITOR_ERASED_CLOSE_CODE) forgetVisitor();
       scheduleReconnect();
     };
     // A handshake that hangs (a captive portal, a half-dead network) would
@@ -519,6 +522,17 @@
       teardown();
       scheduleReconnect();
     }, WELCOME_TIMEOUT_MS);
+  }
+
+  // The visitor's data was erased at their request: nothing of it stays in
+  // this browser either, and the next hello starts a new visitor.
+  function forgetVisitor() {
+    save(keys.token, null);
+    save(keys.outbox, null);
+    for (const el of state.pending.values()) el.remove();
+    state.pending.clear();
+    clearConversation();
+    state.conversation = null;
   }
 
   // Forget the socket and everything that only lived on it.

@@ -279,3 +279,34 @@ def test_an_answer_whose_message_never_comes_does_not_linger(
 
     expect(page.locator(".previews .item")).to_have_count(0, timeout=5_000)
     expect(page.locator(".typing")).to_be_hidden(timeout=5_000)
+
+
+def test_a_widget_whose_visitor_was_erased_starts_as_a_new_one(
+    context: BrowserContext,
+) -> None:
+    # The server closes the socket with 4410 when the visitor is erased
+    # (tests/test_erasure_live.py); here the relay closes it the same way.
+    sockets: list[WebSocketRoute] = []
+
+    def relay(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+        server.on_message(ws.send)
+        ws.on_message(server.send)
+        sockets.append(ws)
+
+    page = context.new_page()
+    page.route_web_socket("**/ws/widget/", relay)
+    page.goto("/")
+    open_widget(page)
+    send(page, CARD_QUESTION)
+    expect(bot_answers(page)).to_have_count(1)
+    token = page.evaluate("Object.keys(localStorage).find(k => k.endsWith(':token'))")
+    first = page.evaluate(f"localStorage.getItem({json.dumps(token)})")
+
+    sockets[-1].close(code=4410, reason="Visitor erased")
+
+    expect(customer_bubbles(page, CARD_QUESTION)).to_have_count(0)
+    expect(bot_answers(page)).to_have_count(0)
+    expect(page.get_by_role("button", name="Talk to a person")).to_be_enabled()
+    second = page.evaluate(f"localStorage.getItem({json.dumps(token)})")
+    assert second and second != first
