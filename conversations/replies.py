@@ -22,12 +22,17 @@ from escalation.models import Escalation
 from knowledge import index as knowledge_index
 from support_bot import live, metrics
 from support_bot.bot.config import aget_bot_config, get_bot_config
-from support_bot.bot.decision import Guidelines, Outcome, Question, decide
+from support_bot.bot.decision import (
+    Guidelines,
+    Outcome,
+    Question,
+    articles_for,
+    decide,
+)
 from support_bot.bot.engine import (
     BotRequest,
     Completed,
     EngineError,
-    RetrievedArticle,
     Turn,
 )
 from support_bot.bot.engines import get_engine
@@ -696,11 +701,13 @@ async def draft_reply(conversation_id: Any) -> tuple[str, list[dict[str, Any]]]:
     asked = await _question(
         ctx.question, ctx.previous_question, ctx, ctx.knowledge, bot.name
     )
-    articles = [
-        RetrievedArticle(h.article_id, h.title, asked.docs[h.article_id].body, h.score)
-        for h in asked.hits
-        if h.score >= settings.RETRIEVAL_MIN_SCORE
-    ]
+    # The articles a live answer would use, so that the draft is the answer
+    # the bot would have given.
+    articles = articles_for(
+        asked,
+        threshold=bot.confidence_threshold,
+        min_score=settings.RETRIEVAL_MIN_SCORE,
+    )
     request = redact_request(
         BotRequest(
             question=ctx.question,
@@ -712,10 +719,14 @@ async def draft_reply(conversation_id: Any) -> tuple[str, list[dict[str, Any]]]:
     )
     text = ""
     sources: list[int] = []
+    declined = False
     try:
         async for event in get_engine().stream(request):
             if isinstance(event, Completed):
                 text, sources = event.text, event.sources
+                declined = (event.needs_person and not sources) or not any(
+                    char.isalnum() for char in text
+                )
     except EngineError as error:
         metrics.llm_error(error.kind)
         raise actions.ActionError(
@@ -723,6 +734,14 @@ async def draft_reply(conversation_id: Any) -> tuple[str, list[dict[str, Any]]]:
             "The model could not write a suggestion just now "
             f"({error.kind}). Try again, or write the reply yourself.",
         ) from None
+    if declined:
+        # The engine's words to a customer it cannot help ("I've asked a
+        # person to take over") are no draft for that person.
+        raise actions.ActionError(
+            "no_suggestion",
+            "The bot has no answer to suggest for the customer's last message; "
+            "write the reply yourself.",
+        )
     text = redact_answer(text, " ".join(a.body for a in articles))
     titles = {a.id: a.title for a in articles}
     return text, [{"id": i, "title": titles[i]} for i in sources if i in titles]

@@ -411,3 +411,32 @@ async def test_a_suggestion_the_model_cannot_write_gets_a_typed_error(
     # The console still works.
     await console.send_json_to({"type": "heartbeat"})
     await receive_type(console, "heartbeat")
+
+
+async def test_no_suggestion_when_the_bot_has_no_answer(connect: Any, kb: Any) -> None:
+    # The offline responder (no model configured) has no article for this:
+    # its words to the customer ("I've asked a person") are no draft.
+    widget = await connect()
+    await resume(widget)
+    await ask(widget, "What's the weather like on Mars?")
+    console, conversation = await take_over(widget)
+
+    await console.send_json_to({"type": "suggest", "conversation": conversation})
+
+    error = await receive_type(console, "error")
+    assert (error["code"], error["conversation"]) == ("no_suggestion", conversation)
+
+
+async def test_a_suggestion_uses_the_article_the_live_answer_used(
+    connect: Any, kb: Any
+) -> None:
+    widget = await connect()
+    await resume(widget)
+    answer = (await ask(widget, "my card still hasn't arrived"))[-1]
+    assert answer["sources"]
+    console, conversation = await take_over(widget)
+
+    await console.send_json_to({"type": "suggest", "conversation": conversation})
+
+    suggestion = await receive_type(console, "suggestion")
+    assert suggestion["sources"] == answer["sources"]

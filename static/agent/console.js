@@ -939,6 +939,7 @@
     not_waiting: 'Not waiting',
     not_pending: 'Already handled',
     model_unavailable: 'No suggestion',
+    no_suggestion: 'No suggestion',
     not_available: 'Not online',
     already_yours: 'Already yours',
     forbidden: 'Not allowed',

@@ -99,6 +99,24 @@ class Question:
     signals: Signals
 
 
+def articles_for(
+    question: Question, *, threshold: float, min_score: float
+) -> list[RetrievedArticle]:
+    """The retrieved articles the model answers from.
+
+    The best article always goes to the model when routing is confident in
+    it (a follow-up can route well on a low raw similarity); the others only
+    when they are close enough on their own.
+    """
+    return [
+        RetrievedArticle(
+            h.article_id, h.title, question.docs[h.article_id].body, h.score
+        )
+        for rank, h in enumerate(question.hits)
+        if h.score >= min_score or (rank == 0 and h.confidence >= threshold)
+    ]
+
+
 async def decide(
     question: Question,
     engine: BotEngine,
@@ -118,16 +136,7 @@ async def decide(
     caller apologises.
     """
     hits = question.hits
-    # The best article always goes to the model when routing is confident in
-    # it (a follow-up can route well on a low raw similarity); the others only
-    # when they are close enough on their own.
-    articles = [
-        RetrievedArticle(
-            h.article_id, h.title, question.docs[h.article_id].body, h.score
-        )
-        for rank, h in enumerate(hits)
-        if h.score >= min_score or (rank == 0 and h.confidence >= threshold)
-    ]
+    articles = articles_for(question, threshold=threshold, min_score=min_score)
     signals = question.signals
     before = signals.before_answer()
 
