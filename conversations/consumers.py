@@ -55,6 +55,8 @@ TIMER_SLACK = 0.05
 # (the widget sends "typing" once, then "stopped"); repeats in between are
 # dropped.
 TYPING_REPEAT_SECONDS = 3.0
+# How often a waiting customer's place in the queue is looked at again.
+QUEUE_REFRESH_SECONDS = 20.0
 
 
 def messages_after(conversation_id: Any, after_seq: int, limit: int) -> list[Message]:
@@ -106,6 +108,9 @@ class WidgetConsumer(PooledConsumer):
         self.last_status: dict[str, Any] | None = None
         self.typing_active = False
         self.typing_sent_at = -math.inf
+        self.last_queue: dict[str, Any] | None = None
+        self.queue_timer: asyncio.TimerHandle | None = None
+        self.background: set[asyncio.Future[None]] = set()
         self.groups_joined: list[str] = []
         # Streams this socket asked for; their layer copies are skipped. Bounded:
         # a stream's last layer copies can trail its stored answer.
@@ -125,6 +130,8 @@ class WidgetConsumer(PooledConsumer):
         self.hello_timer.cancel()
         if self.stranded_timer is not None:
             self.stranded_timer.cancel()
+        if self.queue_timer is not None:
+            self.queue_timer.cancel()
         metrics.socket_closed("widget")
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
@@ -443,19 +450,51 @@ class WidgetConsumer(PooledConsumer):
         # offered it): the customer sees a person is on the way.
         await self._send_queue_place()
 
-    async def _send_queue_place(self) -> None:
+    async def _send_queue_place(self, *, refresh: bool = False) -> None:
+        """Where the waiting conversation stands; a refresh is sent only when
+        it changed.
+
+        While the conversation waits it is looked at again every
+        QUEUE_REFRESH_SECONDS: agents going offline (their presence times
+        out) or business hours ending send no event, and a customer told
+        "about a minute" with nobody left to answer would wait on a promise.
+        """
         from escalation.actions import queue_place
 
         place = await db_async(queue_place)(self.conversation_id)
-        if place is not None:
-            await self.send_json(
-                {
-                    "type": "queue",
-                    "position": place.position,
-                    "wait_minutes": place.wait_minutes,
-                    "agents_online": place.agents_online,
-                }
-            )
+        if self.queue_timer is not None:
+            self.queue_timer.cancel()
+            self.queue_timer = None
+        if place is None:
+            self.last_queue = None
+            return
+        frame = {
+            "type": "queue",
+            "position": place.position,
+            "wait_minutes": place.wait_minutes,
+            "agents_online": place.agents_online,
+        }
+        self.queue_timer = asyncio.get_running_loop().call_later(
+            QUEUE_REFRESH_SECONDS, self._refresh_queue_place
+        )
+        if not refresh or frame != self.last_queue:
+            self.last_queue = frame
+            await self.send_json(frame)
+
+    def _refresh_queue_place(self) -> None:
+        self.queue_timer = None
+        if not self.closed:
+            task = asyncio.ensure_future(self._refresh())
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
+
+    async def _refresh(self) -> None:
+        try:
+            await self._send_queue_place(refresh=True)
+        except Exception:
+            # The database is away, say: the next change of the queue or of
+            # the conversation sends the place again.
+            logger.warning("The queue place was not refreshed", exc_info=True)
 
     async def visitor_erased(self, event: dict[str, Any]) -> None:
         await self.close(code=VISITOR_ERASED_CLOSE_CODE)

@@ -326,7 +326,7 @@ def agent_checked_in(user: Any, *, connected: bool = False) -> None:
     elif connected:
         from .tasks import sweep_escalations_task
 
-        transaction.on_commit(lambda: sweep_escalations_task.delay(retry_after))
+        transaction.on_commit(lambda: enqueue(sweep_escalations_task, retry_after))
 
 
 def sweep_escalations(retry_after: float = 20.0) -> int:
