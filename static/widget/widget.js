@@ -24,7 +24,9 @@
     document.querySelector('script[src*="/widget/widget.js"]');
 
   const BASE_DELAY_MS = 500;
-  const MAX_DELAY_MS = 30000;
+  // Short enough that a customer is back within seconds of a restart; the
+  // random spread keeps a process's widgets from returning all at once.
+  const MAX_DELAY_MS = 15000;
   const WELCOME_TIMEOUT_MS = 10000;
   // The server closes with this when the visitor was erased (docs/protocol.md).
   const VISITOR_ERASED_CLOSE_CODE = 4410;
@@ -1037,7 +1039,9 @@
     autosize();
     showAlert('');
     stopTyping();
+    // Someone waiting for an answer does not wait out the backoff.
     if (!state.started) connect();
+    else if (!state.socket) reconnectNow();
     flushOutbox();
     scrollToEnd();
   }
