@@ -123,7 +123,8 @@ def parse_token(frame: dict[str, Any]) -> str | None:
 
 
 def parse_after_seq(frame: dict[str, Any]) -> int:
-    return _non_negative_int(frame, "after_seq", "resume needs after_seq, 0 or more.")
+    kind = frame.get("type") if isinstance(frame.get("type"), str) else "resume"
+    return _non_negative_int(frame, "after_seq", f"{kind} needs after_seq, 0 or more.")
 
 
 def parse_feedback(frame: dict[str, Any]) -> tuple[int, str]:
