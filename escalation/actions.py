@@ -496,7 +496,9 @@ def _finish_locked(
         escalation.status = escalation_status
         escalation.closed_at = timezone.now()
         escalation.save()
-    _announce_owner(conversation, status)
+    # The reason is what happened ("resolved", "handed_back"), as for the
+    # other changes of owner, not the status it led to.
+    _announce_owner(conversation, escalation_status)
 
 
 def _finish(

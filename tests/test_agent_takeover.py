@@ -78,7 +78,7 @@ async def test_agent_claims_replies_and_resolves_live(connect: Any, kb: Any) -> 
 
     await console.send_json_to({"type": "resolve", "conversation": conversation})
     closed = await receive_until(widget, lambda f: f["type"] == "status")
-    assert closed[-1]["status"] == "closed"
+    assert (closed[-1]["status"], closed[-1]["reason"]) == ("closed", "resolved")
 
     answer = await ask(widget, "I lost my card")
     assert answer[-1]["sources"], "a reopened conversation is the bot's again"
@@ -111,9 +111,10 @@ async def test_hand_back_lets_the_bot_answer_again(connect: Any, kb: Any) -> Non
 
     await console.send_json_to({"type": "hand_back", "conversation": conversation})
 
-    await receive_until(
+    back = await receive_until(
         widget, lambda f: f["type"] == "status" and f["status"] == "bot"
     )
+    assert back[-1]["reason"] == "handed_back"
     answer = await ask(widget, "How do I change my PIN?")
     assert answer[-1]["sources"]
 
