@@ -22,7 +22,8 @@ def column_chart(
     title: str, points: Sequence[tuple[str, float | None]], fmt: Format
 ) -> SafeString:
     """Vertical bars, one a point; a point without a value leaves a gap."""
-    top = max((v for _, v in points if v is not None), default=0.0) or 1.0
+    peak = max((v for _, v in points if v is not None), default=0.0)
+    top = peak or 1.0
     plot = HEIGHT - 40
     step = WIDTH / max(len(points), 1)
     # Label every day for a week, fewer for a month, so labels never overlap.
@@ -53,10 +54,17 @@ def column_chart(
                     label,
                 )
             )
+    # No peak to show when every value is zero or missing: "max 1 ms" beside
+    # "n/a" would be a scale for data that is not there.
     header = format_html(
-        '<text x="0" y="12" class="peak">max {}</text>', fmt(top) if points else ""
+        '<text x="0" y="12" class="peak">{}</text>',
+        f"max {fmt(peak)}" if peak else "no data" if not any_value(points) else "",
     )
     return _svg(title, WIDTH, HEIGHT, header + mark_safe("".join(parts)))
+
+
+def any_value(points: Sequence[tuple[str, float | None]]) -> bool:
+    return any(v is not None for _, v in points)
 
 
 def bar_list(
