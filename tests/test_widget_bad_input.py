@@ -133,7 +133,7 @@ async def test_every_frame_that_stores_something_is_rate_limited(
     connect: Any, kb: Any, settings: Any
 ) -> None:
     settings.WIDGET_RATE_BURST = 5
-    settings.WIDGET_RATE_PER_SECOND = 0.1
+    settings.WIDGET_RATE_PER_SECOND = 0.001  # no refill within the test
     widget = await connect()
     await resume(widget)
     await widget.send_json_to({"type": "request_human"})
