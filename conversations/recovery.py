@@ -76,7 +76,10 @@ def pending_question(
     A person handing the conversation back to the bot closes what was asked
     before: they read it. Only right after the hand-back, with
     `after_hand_back`, is such a message offered to the bot, which answers it
-    only when it is sure (`replies.start_reply(only_if_sure=True)`).
+    only when it is sure (`replies.start_reply(only_if_sure=True)`), and only
+    when it was asked after the conversation was handed to people: one asked
+    before was the bot's to answer then, and that answer may still be on its
+    way from another web process.
     """
     rows = list(
         Message.objects.filter(
@@ -105,8 +108,24 @@ def pending_question(
             return None  # a person (or an answer of unknown origin) replied
         if handed_back and not after_hand_back:
             return None
+    if after_hand_back and not _asked_while_with_people(
+        conversation_id, rows[question][3]
+    ):
+        return None
     last_seq, newest_at = rows[0][0], rows[0][3]
     return Pending(conversation_id, seq, last_seq, newest_at + _bound())
+
+
+def _asked_while_with_people(conversation_id: Any, asked_at: datetime) -> bool:
+    from escalation.models import Escalation
+
+    started = (
+        Escalation.objects.filter(conversation_id=conversation_id)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    return started is not None and asked_at > started
 
 
 def stranded_questions(now: datetime) -> list[Pending]:

@@ -343,7 +343,12 @@ async def _answer(
         metrics.llm_answer_timed(
             now - started, first_delta_at - started if first_delta_at else None
         )
-    if only_if_sure and outcome.decision != "answer":
+    # In copilot mode every answer is a draft: a sure one is held for a person
+    # as always; an unsure one (supervised mode's holds) is not said at all.
+    sure = outcome.decision == "answer" or (
+        outcome.decision == "hold" and outcome.confidence >= bot.confidence_threshold
+    )
+    if only_if_sure and not sure:
         logger.info(
             "Not answering: the bot would %s (%s)",
             outcome.decision,

@@ -5,9 +5,13 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 
+from conversations import actions as conversation_actions
 from conversations import recovery
-from conversations.models import Conversation
+from conversations.models import Conversation, Visitor
+from escalation.models import HeldAnswer
+from knowledge.models import BotSettings
 from support_bot import live
+from support_bot.bot.decision import HELD
 from tests.agents import make_agent, open_console, receive_type, take_over
 from tests.fake_llm import Reply
 from tests.widget import ask, new_client_id, receive_until, resume, settle
@@ -441,3 +445,40 @@ async def test_a_suggestion_uses_the_article_the_live_answer_used(
 
     suggestion = await receive_type(console, "suggestion")
     assert suggestion["sources"] == answer["sources"]
+
+
+async def test_a_question_asked_before_the_hand_over_is_not_answered_again(
+    connect: Any, kb: Any
+) -> None:
+    # Asked while the bot had the conversation: its answer is the bot's to
+    # give then, and may still be on its way from another web process when a
+    # person hands the conversation back. Stored here without that answer.
+    widget = await connect()
+    await resume(widget)
+    visitor = await Visitor.objects.aget()
+    await sync_to_async(conversation_actions.post_customer_message_once)(
+        visitor, "asked-before", "I lost my card"
+    )
+    console, conversation = await take_over(widget)
+
+    await console.send_json_to({"type": "hand_back", "conversation": conversation})
+    await receive_until(
+        widget, lambda f: f["type"] == "status" and f["status"] == "bot"
+    )
+
+    frames = await settle(widget)
+    assert not [f for f in frames if f["type"] == "message" and f["role"] == "bot"]
+
+
+async def test_in_copilot_mode_the_hand_back_drafts_the_owed_answer(
+    connect: Any, kb: Any
+) -> None:
+    await BotSettings.objects.acreate(pk=1, review_mode="copilot")
+    widget, console, conversation, seq = await asked_while_a_person_has_it(connect)
+
+    await console.send_json_to({"type": "hand_back", "conversation": conversation})
+
+    # The customer is told the answer is being checked; a person gets a draft.
+    await receive_until(widget, lambda f: f.get("text") == HELD)
+    held = await HeldAnswer.objects.aget()
+    assert held.reply_to == seq and "Freeze" in held.text
