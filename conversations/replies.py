@@ -232,7 +232,15 @@ async def answer(
             reply = await _answer(
                 conversation_id, question_seq, listener, ctx, stream_id, only_if_sure
             )
-        except Exception:
+        except Exception as error:
+            if _conversation_gone(error):
+                # Deleted meanwhile (the visitor was erased): nothing to say,
+                # and nothing failed.
+                logger.info(
+                    "The conversation was deleted while it was being answered",
+                    extra={"conversation_id": str(conversation_id)},
+                )
+                return None
             if only_if_sure:
                 logger.exception(
                     "Answering failed; nothing is said",
@@ -260,6 +268,12 @@ async def answer(
     if reply is not None and listener is not None:
         await _notify(listener.reply_stored(reply))
     return reply
+
+
+def _conversation_gone(error: Exception) -> bool:
+    return isinstance(error, Conversation.DoesNotExist) or (
+        isinstance(error, actions.ActionError) and error.code == "not_found"
+    )
 
 
 async def _notify(call: Awaitable[None]) -> bool:

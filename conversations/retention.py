@@ -18,7 +18,6 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from escalation.models import Escalation, InternalNote
-from support_bot import live
 from support_bot.privacy import redact
 
 from .models import Conversation, Feedback, Message, Visitor
@@ -236,10 +235,7 @@ def erase_visitor(visitor_id: Any) -> Erased:
             conversations=visitor.conversations.count(),
             messages=Message.objects.filter(conversation__visitor=visitor).count(),
         )
-        visitor.delete()
-        live.send_after_commit(
-            live.visitor_group(visitor_id), {"type": "visitor.erased"}
-        )
+        visitor.delete()  # closes their open widgets (signals.py)
     logger.info(
         "Visitor erased: %d conversations, %d messages",
         erased.conversations,
