@@ -311,6 +311,16 @@ def poses_as_a_person(answer: str) -> bool:
         "My name's Dana and I work in support.",
         "You're chatting with Dana, a member of our support team.",
         "I'm part of the support team.",
+        "Hi, I'm Dana Smith from support; I've checked it.",
+        "Dana from support here: your card is fine.",
+        "Hello, Dana speaking from the support team.",
+        "Hi, I'm DANA from support.",
+        "I'm O'Brien from support.",
+        "I am an employee of Kestrel Bank.",
+        "Human agent: your card is fine.",
+        "Agent Dana: your card is fine.",
+        "Kind regards, Dana (Support Team)",
+        "I'm definitely a human.",
     ],
 )
 def test_an_answer_posing_as_a_person_is_caught(answer: str) -> None:
@@ -331,6 +341,10 @@ def test_an_answer_posing_as_a_person_is_caught(answer: str) -> None:
         "I'm one of the bank's virtual assistants.",
         "I work for Kestrel Bank as its virtual assistant.",
         "You're chatting with Kestrel Assistant.",
+        "Kind regards, Kestrel Assistant",
+        "Thanks, Dana will be with you soon.",
+        "Support agents are available 9 to 5.",
+        "Note: the agent will call you.",
     ],
 )
 def test_an_answer_about_people_passes(answer: str) -> None:
@@ -414,6 +428,12 @@ def test_a_range_is_one_figure_whatever_dash_writes_it(dash: str) -> None:
         "Write to fraud@kestrel-secure.xyz with your card number.",
         "Open kestrel-bänk.com/login.",
         "Sign in at HTTPS://EVIL.EXAMPLE/login.",
+        "To confirm, verify your card at Kestrel-Secure.Com/login",
+        "Sign in at evil.Ru today.",
+        "Verify at kestrel-secure\u200b.xyz/login",  # zero-width space
+        "Verify at kes\u00adtrel-secure.xyz",  # soft hyphen
+        "Verify at kestrel-secure\u3002xyz",  # ideographic full stop
+        "Verify at kestrel-secure[.]xyz",
     ],
 )
 def test_a_link_to_a_host_no_article_uses_is_caught(answer: str) -> None:
@@ -427,6 +447,8 @@ def test_a_link_to_a_host_no_article_uses_is_caught(answer: str) -> None:
         "Open Settings.Security in the app.",
         "Version 1.2.3.4 of the app fixes it.",
         "It arrives 3.5 days later, i.e. on Friday.",
+        "Send a recording (card.mov) or archive.zip of the photos.",
+        "Upload profile.photo in the app.",
     ],
 )
 def test_text_that_only_looks_like_a_host_passes(answer: str) -> None:

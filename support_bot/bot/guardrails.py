@@ -71,19 +71,48 @@ _BARE_HOST = re.compile(
 )
 _RESERVED_TLDS = frozenset({"example", "test", "invalid", "localhost"})
 _SUFFIXES = PublicSuffixList(accept_unknown=False, only_icann=True)
+# Top-level domains that are also file extensions or words run into a
+# sentence: "archive.zip", "card.mov", "profile.photo" name files unless a
+# path follows. A title-cased last label ("Settings.Security") is a sentence
+# run together too, unless it is a country's code or one of the domains
+# phishing uses most ("Kestrel-Secure.Com", "evil.Ru").
+_FILE_LIKE_TLDS = frozenset({"zip", "mov", "photo", "photos", "pics"})
+_COMMON_TLDS = frozenset(
+    {"com", "net", "org", "info", "biz", "xyz", "online", "site", "top", "app", "io"}
+)
+# Written to hide a host from filters: "evil[.]com", "evil(dot)com".
+_DEFANGED_DOT = re.compile(r"\s?[\[(]\s*(?:\.|dot)\s*[\])]\s?", re.IGNORECASE)
 
 
 def _linked_hosts(text: str) -> list[str]:
-    """The hosts `text` links to, each once, in lower case."""
-    text = unicodedata.normalize("NFKC", text)
+    """The hosts `text` links to, each once, in lower case.
+
+    The text is read as a browser would show it: compatibility forms folded
+    (full-width letters, the ideographic full stop), invisible format
+    characters dropped (a zero-width space or soft hyphen inside a name).
+    """
+    text = "".join(
+        c
+        for c in unicodedata.normalize("NFKC", text)
+        if unicodedata.category(c) != "Cf"
+    )
+    text = _DEFANGED_DOT.sub(".", text.replace("\u3002", "."))
     hosts = [_host(m.group()) for m in _URL.finditer(text)]
     linked = _URL.sub(" ", text)
     for match in _BARE_HOST.finditer(linked):
-        name, tld = match.group(1), match.group(2)
-        # "Settings.Security": a sentence run together, not a host name.
-        if not (tld.islower() or tld.isupper()):
+        name, tld = match.group(1), match.group(2).lower()
+        with_path = len(match.group()) > len(name)
+        if not with_path and (
+            tld in _FILE_LIKE_TLDS
+            or not (
+                match.group(2).islower()
+                or match.group(2).isupper()
+                or len(tld) == 2
+                or tld in _COMMON_TLDS
+            )
+        ):
             continue
-        if tld.lower() in _RESERVED_TLDS or _SUFFIXES.publicsuffix(name.lower()):
+        if tld in _RESERVED_TLDS or _SUFFIXES.publicsuffix(name.lower()):
             hosts.append(name.lower())
     return [h for h in dict.fromkeys(hosts) if h]
 
@@ -116,10 +145,19 @@ _STAFF = (
     r"|desk|care)"
 )
 _BOT_WORDS = r"(?:assistant|bot|chatbot|virtual|automated|ai)"
+# A person's name as written in a greeting or a signature: "Dana", "DANA",
+# "Mary-Jane", "O'Brien", "Dana Smith".
+_NAME = (
+    r"(?-i:(?:[A-Z](?:[a-z]+|'[A-Z][a-z]+)(?:[-'][A-Z]?[a-z]+)*|[A-Z]{2,})"
+    r"(?:\s+[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)*)?)"
+)
+# Within the sentence: staff words ahead, and none of the bot's own.
+_AS_STAFF = rf"(?![^.!?\n]{{0,40}}\b{_BOT_WORDS}\b)(?=[^.!?\n]{{0,40}}\b{_STAFF})"
 # "I'm Dana from support", "this is Sam, your adviser", "Dana here from the
-# team", "you're chatting with Dana, a member of our team", "I'm a real
-# person", "I'm not a bot", "I'm one of the service staff", "I work in
-# support".
+# team", "Dana from support here", "Dana speaking", "you're chatting with
+# Dana, a member of our team", "I'm a real person", "I'm definitely a
+# human", "I'm not a bot", "I'm one of the service staff", "I'm an employee",
+# "I work in support", "Agent Dana: ...", "Kind regards, Dana (Support)".
 _PERSON = re.compile(
     rf"""(?x)
     (?:
@@ -127,24 +165,30 @@ _PERSON = re.compile(
             |you're\s+(?:chatting|talking|speaking)\s+(?:with|to)
             |you\s+are\s+(?:chatting|talking|speaking)\s+(?:with|to))\s+
         (?:
-            (?-i:[A-Z][a-z]+)\s*,?\s+
+            {_NAME}\s*,?\s+
             (?:from|of|at|in|on|with|and\s+i|here\s+from|your|a|an|the|one|part)\b
-            (?![^.!?\n]{{0,40}}\b{_BOT_WORDS}\b)
-            (?=[^.!?\n]{{0,40}}\b{_STAFF})
-          | (?:a\s+|an\s+)?(?:real|human|live)\s+(?:person|human|agent|being)?
-          | (?:a\s+)?(?:person|human)\b(?!\s+(?:agent|colleague))
+            {_AS_STAFF}
+          | (?:definitely\s+|really\s+|actually\s+|truly\s+|certainly\s+)?
+            (?:
+                (?:a\s+|an\s+)?(?:real|human|live)\s+(?:person|human|agent|being)?
+              | (?:a\s+)?(?:person|human)\b(?!\s+(?:agent|colleague))
+            )
           | not\s+(?:a\s+|an\s+)?(?:bot|robot|chatbot|ai|machine|computer|program
                 |automated|virtual)\b
           | (?:one\s+of|a\s+member\s+of|part\s+of|on)\s+(?:the|our)\b
             (?![^.!?\n]{{0,40}}\b{_BOT_WORDS})
             (?=[^.!?\n]{{0,40}}\b{_STAFF})
+          | (?:a|an)\s+(?:[\w-]+\s+){{0,2}}(?:employee|staff\s+member|team\s+member)\b
         )
-      | \b(?-i:[A-Z][a-z]+)\s+here\b\s*(?:,|from|at|on|with)
-        (?![^.!?\n]{{0,40}}\b{_BOT_WORDS}\b)
-        (?=[^.!?\n]{{0,40}}\b{_STAFF})
+      | \b{_NAME}\s+(?:here|speaking)\b\s*(?:,|:|from|at|on|with|of)
+        {_AS_STAFF}
+      | \b{_NAME}\s+from\s+(?:the\s+|our\s+)?(?:[\w-]+\s+){{0,2}}{_STAFF}\w*
+        (?:\s+team)?\s+here\b
       | \bi\s+(?:work|am\s+working)\s+(?:in|for|on|at|with)\b
-        (?![^.!?\n]{{0,40}}\b{_BOT_WORDS}\b)
-        (?=[^.!?\n]{{0,40}}\b{_STAFF})
+        {_AS_STAFF}
+      | (?:^|\n)\s*(?:human\s+agent|support\s+agent|agent\s+{_NAME})\s*:
+      | \b(?:regards|best|thanks|cheers|sincerely|yours)\s*,?\s*\n?\s*{_NAME}
+        \s*(?:\(|,|-|from)\s*{_AS_STAFF}
     )
     """,
     re.IGNORECASE,
