@@ -459,11 +459,11 @@ def save_contact_email(visitor: Visitor, email: str) -> None:
     """The customer left an address for a reply while nobody was online."""
     _check_email(email)
     with transaction.atomic():
-        # The same address again (a second tab, a resend) changes nothing
-        # and is not announced twice.
+        # The same address again (a second tab, a resend, other capitals)
+        # changes nothing and is not announced twice.
         if (
             not Visitor.objects.filter(pk=visitor.pk)
-            .exclude(email=email)
+            .exclude(email__iexact=email)
             .update(email=email)
         ):
             return

@@ -29,6 +29,7 @@ from .models import Conversation, Message, Visitor
 from .protocol import (
     CLIENT_ID,
     FrameError,
+    RateLimiter,
     decode,
     limiter_for,
     parse_after_seq,
@@ -55,6 +56,9 @@ TIMER_SLACK = 0.05
 # (the widget sends "typing" once, then "stopped"); repeats in between are
 # dropped.
 TYPING_REPEAT_SECONDS = 3.0
+# Typing changes passed on: a burst, then this many a second.
+TYPING_BURST = 6
+TYPING_CHANGES_PER_SECOND = 2.0
 # How often a waiting customer's place in the queue is looked at again.
 QUEUE_REFRESH_SECONDS = 20.0
 
@@ -108,6 +112,7 @@ class WidgetConsumer(PooledConsumer):
         self.last_status: dict[str, Any] | None = None
         self.typing_active = False
         self.typing_sent_at = -math.inf
+        self.typing_limiter = RateLimiter(TYPING_BURST, TYPING_CHANGES_PER_SECOND)
         self.last_queue: dict[str, Any] | None = None
         self.queue_timer: asyncio.TimerHandle | None = None
         self.background: set[asyncio.Future[None]] = set()
@@ -327,6 +332,10 @@ class WidgetConsumer(PooledConsumer):
         if active == self.typing_active and (
             not active or now - self.typing_sent_at < TYPING_REPEAT_SECONDS
         ):
+            return
+        # Changes too: a client flipping it back and forth is cut to a few a
+        # second, silently (a console clears a line whose "stopped" is lost).
+        if self.typing_limiter.take():
             return
         self.typing_active, self.typing_sent_at = active, now
         await live.asend(

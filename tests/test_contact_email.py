@@ -47,7 +47,12 @@ async def test_the_same_address_twice_is_announced_once(connect: Any) -> None:
     await widget.send_json_to({"type": "request_human"})
     await receive_until(widget, lambda f: f["type"] == "queue")
 
-    for email in ["dana@example.com", "dana@example.com", "sam@example.com"]:
+    for email in [
+        "dana@example.com",
+        "dana@example.com",
+        "Dana@Example.com",
+        "sam@example.com",
+    ]:
         assert (await leave(widget, email))["type"] == "contact.saved"
 
     notices = Message.objects.filter(text__startswith="Thanks, we'll also reply")

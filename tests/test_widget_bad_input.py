@@ -174,6 +174,22 @@ async def test_a_customer_typing_is_forwarded_once_per_change(
     assert typing == [True, False, True]
 
 
+async def test_a_customer_flipping_typing_is_cut_to_a_few_a_second(
+    connect: Any, kb: Any
+) -> None:
+    widget = await connect()
+    await resume(widget)
+    console, conversation = await take_over(widget)
+    await console.send_json_to({"type": "open", "conversation": conversation})
+    await settle(console)
+
+    for n in range(200):
+        await widget.send_json_to({"type": "typing", "active": n % 2 == 0})
+
+    typing = [f for f in await settle(console) if f["type"] == "typing"]
+    assert 2 <= len(typing) <= 30  # a burst of 6, then 2 a second
+
+
 async def test_feedback_on_a_message_that_is_not_a_bot_answer(
     connect: Any, kb: Any
 ) -> None:
