@@ -417,11 +417,12 @@ class WidgetConsumer(PooledConsumer):
         frame = event["frame"]
         if frame.get("role") == "customer":
             return
-        # The bot's notice can trail its answer on the layer: the asking
-        # socket gets the answer directly, and a socket that said hello just
-        # after the answer was stored has it among the settled streams. The
-        # answer ended the notice.
-        if frame.get("stream") in self.settled_streams:
+        # The asking socket got the bot's notice directly. And the notice can
+        # trail its answer on the layer: the asking socket gets the answer
+        # directly, and a socket that said hello just after the answer was
+        # stored has it among the settled streams. The answer ended the notice.
+        stream = frame.get("stream")
+        if stream in self.own_streams or stream in self.settled_streams:
             return
         await self.send_json(frame)
 
@@ -518,10 +519,17 @@ class WidgetConsumer(PooledConsumer):
 
     # --- delivery -----------------------------------------------------------
 
-    async def reply_delta(self, frame: dict[str, Any]) -> None:
-        if frame["stream"] not in self.own_streams:
-            self.own_streams.append(frame["stream"])
+    async def reply_typing(self, frame: dict[str, Any]) -> None:
+        self._own_stream(frame["stream"])
         await self.send_json(frame)
+
+    async def reply_delta(self, frame: dict[str, Any]) -> None:
+        self._own_stream(frame["stream"])
+        await self.send_json(frame)
+
+    def _own_stream(self, stream: str) -> None:
+        if stream not in self.own_streams:
+            self.own_streams.append(stream)
 
     async def reply_stored(self, message: Message) -> None:
         await self._deliver(message.as_frame())

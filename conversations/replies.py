@@ -8,7 +8,6 @@ return.
 
 import asyncio
 import logging
-import math
 import secrets
 import time
 import weakref
@@ -65,6 +64,8 @@ class Listener(Protocol):
     layer; the direct path keeps the asking socket's stream in order and does
     not depend on the layer.
     """
+
+    async def reply_typing(self, frame: dict[str, Any]) -> None: ...
 
     async def reply_delta(self, frame: dict[str, Any]) -> None: ...
 
@@ -302,19 +303,13 @@ async def _answer(
     started = time.monotonic()
     group = live.conversation_group(conversation_id)
     bot = await aget_bot_config()
-    # Published while the question is being worked on, not before. The stored
-    # answer ends it: the widget stops showing the bot typing when the
-    # message of the same stream arrives, so no "stopped typing" is sent.
-    typing: asyncio.Future[None]
-    if only_if_sure:
-        # Nothing shows until it is known that the bot answers.
-        typing = asyncio.get_running_loop().create_future()
-        typing.set_result(None)
-    else:
-        typing = asyncio.create_task(
-            live.asend(group, _typing_event(bot.name, stream_id, question_seq))
-        )
-    live_text = _LiveText(group, stream_id, question_seq, listener, after=typing)
+    # The stored answer ends the typing notice: the widget stops showing the
+    # bot typing when the message of the same stream arrives, so no "stopped
+    # typing" is sent. With `only_if_sure` nothing shows until it is known
+    # that the bot answers.
+    typing = None if only_if_sure else _typing_frame(bot.name, stream_id, question_seq)
+    live_text = _LiveText(group, stream_id, question_seq, listener, typing=typing)
+    await live_text.start()
     try:
         question = await _question(
             ctx.question, ctx.previous_question, ctx, ctx.knowledge, bot.name
@@ -339,13 +334,12 @@ async def _answer(
             )
             return None
         metrics.bot_answer_finished("interrupted")
+        # What was published (the typing notice) goes out before the apology
+        # that ends it.
         await live_text.finish()
-        # The typing notice goes out before the apology that ends it.
-        await typing
         return await _store_failure(ctx, stream_id, error, live_text.text, started)
     finally:
         await live_text.finish()
-        await typing
     first_delta_at = live_text.first_at
 
     now = time.monotonic()
@@ -375,17 +369,21 @@ async def _answer(
 
 
 class _LiveText:
-    """The answer's text as the model writes it, to the sockets of the conversation.
+    """The answer as the model writes it, to the sockets of the conversation.
 
-    The asking socket gets the text directly: the first piece at once, then
-    what the model sends while the previous piece is being written to the
-    socket as one frame, so an idle server sends each piece as it comes and a
-    busy one sends fewer, larger frames instead of falling behind. The
-    conversation's other sockets (another tab, an agent) get it through the
-    channel layer at most every LAYER_INTERVAL seconds, and not at all once
-    the stored answer follows: each publish costs a round trip to Redis and a
-    delivery to every socket of the conversation, whatever its length, and
-    the stored answer replaces the preview.
+    The asking socket gets the typing notice and the text directly: the
+    first piece at once, then what the model sends while the previous piece
+    is being written to the socket as one frame, so an idle server sends each
+    piece as it comes and a busy one sends fewer, larger frames instead of
+    falling behind.
+
+    The conversation's other sockets (another tab, an agent) get it through
+    the channel layer: the typing notice once the answer has taken
+    LAYER_INTERVAL seconds, then the text at most every LAYER_INTERVAL
+    seconds. An answer stored sooner publishes neither: the stored message
+    reaches those sockets as quickly as a preview would, and each publish
+    costs a round trip to Redis and a delivery to every socket of the
+    conversation.
     """
 
     LAYER_INTERVAL = 0.1
@@ -397,24 +395,36 @@ class _LiveText:
         reply_to: int,
         listener: Listener | None,
         *,
-        after: "asyncio.Future[None] | None" = None,
+        typing: dict[str, Any] | None = None,
     ) -> None:
-        # What the layer must have published before the first piece of text.
-        self.after = after
         self.group = group
         self.stream_id = stream_id
         self.reply_to = reply_to
         self.listener = listener
+        self.typing = typing
         self.first_at: float | None = None
         self._written: list[str] = []
         self._direct = _Pending()
         self._layer = _Pending()
-        self._published_at = -math.inf
+        self._published_at = time.monotonic()
+        self._typing_published = False
+        self._timer: asyncio.TimerHandle | None = None
         self._sender: asyncio.Task[None] | None = None
 
     @property
     def text(self) -> str:
         return "".join(self._written)
+
+    async def start(self) -> None:
+        """Show the asking socket that the bot is writing, and the others too
+        if the answer takes a while."""
+        if self.typing is None:
+            return
+        if self.listener is not None:
+            await self._to_listener(self.listener.reply_typing(self.typing))
+        self._timer = asyncio.get_running_loop().call_later(
+            self.LAYER_INTERVAL, self._layer_due
+        )
 
     async def add(self, text: str) -> None:
         now = time.monotonic()
@@ -435,12 +445,27 @@ class _LiveText:
             # waits for the first words, not for the rest.
             await self._send_direct()
         if self._direct.parts or self._layer.due:
-            self._sender = asyncio.create_task(self._send())
+            self._start_sender()
 
     async def finish(self) -> None:
-        """Wait until what is on its way has been sent."""
+        """Wait until what is on its way has been sent; publish nothing more."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._sender is not None:
             await self._sender
+
+    def _layer_due(self) -> None:
+        # The model is slow to start, or to go on: the other sockets hear
+        # that the bot is writing, and what it has written so far.
+        self._timer = None
+        self._published_at = time.monotonic()
+        self._layer.due = True
+        if self._sender is None:
+            self._start_sender()
+
+    def _start_sender(self) -> None:
+        self._sender = asyncio.create_task(self._send())
 
     async def _send(self) -> None:
         try:
@@ -448,21 +473,28 @@ class _LiveText:
                 if self._direct.parts:
                     await self._send_direct()
                 if self._layer.due:
-                    if self.after is not None:
-                        await self.after
                     self._layer.due = False
-                    frame = self._layer.take(self.stream_id, self.reply_to)
-                    await live.asend(
-                        self.group, {"type": "conversation.delta", "frame": frame}
-                    )
+                    await self._publish()
         finally:
             self._sender = None
 
+    async def _publish(self) -> None:
+        if self.typing is not None and not self._typing_published:
+            self._typing_published = True
+            await live.asend(
+                self.group, {"type": "conversation.typing", "frame": self.typing}
+            )
+        if self._layer.parts:
+            frame = self._layer.take(self.stream_id, self.reply_to)
+            await live.asend(self.group, {"type": "conversation.delta", "frame": frame})
+
     async def _send_direct(self) -> None:
         frame = self._direct.take(self.stream_id, self.reply_to)
-        if self.listener is not None and not await _notify(
-            self.listener.reply_delta(frame)
-        ):
+        if self.listener is not None:
+            await self._to_listener(self.listener.reply_delta(frame))
+
+    async def _to_listener(self, call: Awaitable[None]) -> None:
+        if not await _notify(call):
             # The asking socket went away (a reload): the answer goes on for
             # the conversation and is stored.
             self.listener = None
@@ -681,17 +713,14 @@ async def _store_failure(
     )
 
 
-def _typing_event(bot_name: str, stream_id: str, reply_to: int) -> dict[str, Any]:
+def _typing_frame(bot_name: str, stream_id: str, reply_to: int) -> dict[str, Any]:
     return {
-        "type": "conversation.typing",
-        "frame": {
-            "type": "typing",
-            "role": "bot",
-            "name": bot_name,
-            "active": True,
-            "stream": stream_id,
-            "reply_to": reply_to,
-        },
+        "type": "typing",
+        "role": "bot",
+        "name": bot_name,
+        "active": True,
+        "stream": stream_id,
+        "reply_to": reply_to,
     }
 
 

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from conversations import replies
 from conversations.models import Message
 from escalation.models import Escalation
 from knowledge.models import BotSettings
@@ -105,7 +106,12 @@ async def test_follow_up_question_is_understood_from_earlier_turns(
     assert titles == ["How long does a new card take to arrive?"]
 
 
-async def test_a_second_tab_sees_the_conversation_live(connect: Any, kb: Any) -> None:
+async def test_a_second_tab_sees_the_conversation_live(
+    connect: Any, kb: Any, monkeypatch: Any
+) -> None:
+    # The answer takes longer than the other tabs wait before it streams to
+    # them too.
+    monkeypatch.setattr(replies._LiveText, "LAYER_INTERVAL", 0.0)
     first = await connect()
     await resume(first)
     await ask(first, "How do I change my PIN?")

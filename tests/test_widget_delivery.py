@@ -192,33 +192,66 @@ async def test_two_tabs_starting_at_once_share_one_conversation(
 
 
 async def test_the_stored_answer_ends_the_bots_typing_notice(
-    connect: Any, kb: Any
+    connect: Any, kb: Any, monkeypatch: Any
 ) -> None:
+    # Every answer takes longer than the wait before the other sockets are
+    # told that the bot is writing.
+    monkeypatch.setattr(replies._LiveText, "LAYER_INTERVAL", 0.0)
     asking = await connect()
     await resume(asking)
     await ask(asking, "How do I change my PIN?")
     other = await connect(token=asking.welcome["token"])
     await resume(other, after_seq=2)
 
-    await ask(asking, "And how do I freeze my card?")
+    asked = await ask(asking, "And how do I freeze my card?")
     # The other tab gets everything through the layer, in the order it was sent.
     seen = await receive_until(
         other, lambda f: f["type"] == "message" and f["role"] == "bot"
     )
     seen += await settle(other)
     answer = next(f for f in seen if f["type"] == "message" and f["role"] == "bot")
+    notice = {
+        "type": "typing",
+        "role": "bot",
+        "name": asked[-1]["author"]["name"],
+        "active": True,
+        "stream": answer["stream"],
+        "reply_to": answer["reply_to"],
+    }
     typing = [f for f in seen if f["type"] == "typing"]
-    assert typing == [
-        {
-            "type": "typing",
-            "role": "bot",
-            "name": typing[0]["name"],
-            "active": True,
-            "stream": answer["stream"],
-            "reply_to": answer["reply_to"],
-        }
-    ]
+    assert typing == [notice]
     assert seen.index(typing[0]) < seen.index(answer)
+    # The asking tab had it directly, once, before the first piece.
+    asked += await settle(asking)
+    assert [f for f in asked if f["type"] == "typing"] == [notice]
+    first_delta = next(f for f in asked if f["type"] == "bot.delta")
+    assert asked.index(notice) < asked.index(first_delta)
+
+
+async def test_a_quick_answer_reaches_other_tabs_as_the_stored_message_alone(
+    connect: Any, kb: Any, monkeypatch: Any
+) -> None:
+    # Every answer is stored before the other sockets would be told anything.
+    monkeypatch.setattr(replies._LiveText, "LAYER_INTERVAL", 60.0)
+    asking = await connect()
+    await resume(asking)
+    await ask(asking, "How do I change my PIN?")
+    other = await connect(token=asking.welcome["token"])
+    await resume(other, after_seq=2)
+
+    asked = await ask(asking, "And how do I freeze my card?")
+    seen = await receive_until(
+        other, lambda f: f["type"] == "message" and f["role"] == "bot"
+    )
+    seen += await settle(other)
+
+    assert [(f["type"], f.get("role")) for f in seen] == [
+        ("message", "customer"),
+        ("message", "bot"),
+    ]
+    # The asking tab still saw the bot typing and the answer stream.
+    kinds = [f["type"] for f in asked]
+    assert kinds.index("typing") < kinds.index("bot.delta") < kinds.index("message", 2)
 
 
 async def test_a_typing_notice_arriving_after_its_answer_is_not_shown(
