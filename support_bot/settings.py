@@ -131,7 +131,7 @@ if REDIS_URL:
     # alone: clients replay from stored sequence numbers.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "support_bot.channel_layer.BatchingPubSubChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL]},
         }
     }

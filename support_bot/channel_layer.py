@@ -1,0 +1,136 @@
+"""The Redis channel layer, with its publishes and subscriptions batched.
+
+channels-redis' pub/sub layer sends each `group_send` as its own PUBLISH and
+each `group_add` as its own SUBSCRIBE, one at a time under one lock per Redis
+server, each waiting for its turn of the event loop. On a busy web process a
+turn takes tens of milliseconds, and a socket joining a conversation queued
+behind fifty others waited for fifty turns: measured here as more than a
+second before a new conversation's first answer could start, with fifty
+conversations starting at once.
+
+Here what piles up while one batch is on its way goes out together: the
+publishes as one pipeline, the subscriptions as one SUBSCRIBE, each in the
+order they were asked for. A `group_send` still returns once Redis has taken
+its message and a `group_add` once its SUBSCRIBE is sent, and both still raise
+when Redis cannot be reached. Publishes no longer wait for subscriptions, nor
+subscriptions for publishes: they use different connections.
+"""
+
+import asyncio
+from typing import Any
+
+from channels_redis.pubsub import (
+    RedisPubSubChannelLayer,
+    RedisPubSubLoopLayer,
+    RedisSingleShardConnection,
+)
+from channels_redis.utils import _wrap_close
+
+
+class BatchingPubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
+    """`RedisPubSubChannelLayer`, batching what waits to be sent (see above)."""
+
+    def _get_layer(self) -> RedisPubSubLoopLayer:
+        loop = asyncio.get_running_loop()
+        layer = self._layers.get(loop)
+        if layer is None:
+            layer = RedisPubSubLoopLayer(
+                *self._args, **self._kwargs, channel_layer=self
+            )
+            layer._shards = [
+                _BatchingShard(shard.host, layer) for shard in layer._shards
+            ]
+            self._layers[loop] = layer
+            _wrap_close(self, loop)
+        return layer
+
+
+class _Batches:
+    """Items waiting to be sent, each with the future its caller awaits."""
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[Any, asyncio.Future[None]]] = []
+        self.sender: asyncio.Task[None] | None = None
+
+    async def add(self, item: Any, send: Any) -> None:
+        """Queue `item` and wait until `send`, given it and what piled up
+        with it, has sent it."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append((item, done))
+        if self.sender is None:
+            self.sender = asyncio.create_task(self._run(send))
+        await done
+
+    async def wait(self) -> None:
+        if self.sender is not None:
+            await asyncio.gather(self.sender, return_exceptions=True)
+
+    async def _run(self, send: Any) -> None:
+        batch: list[tuple[Any, asyncio.Future[None]]] = []
+        try:
+            while self.waiting:
+                batch, self.waiting = self.waiting, []
+                try:
+                    await send([item for item, _ in batch])
+                except Exception as error:
+                    _settle(batch, error)
+                else:
+                    _settle(batch, None)
+                batch = []
+        finally:
+            # Cancelled (the loop is closing): nobody waits for ever.
+            for _, done in batch + self.waiting:
+                done.cancel()
+            self.waiting = []
+            self.sender = None
+
+
+def _settle(
+    batch: list[tuple[Any, "asyncio.Future[None]"]], error: Exception | None
+) -> None:
+    for _, done in batch:
+        if done.done():
+            continue  # its caller was cancelled
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+
+class _BatchingShard(RedisSingleShardConnection):  # type: ignore[misc]
+    def __init__(self, host: dict[str, Any], channel_layer: Any) -> None:
+        super().__init__(host, channel_layer)
+        self._publishes = _Batches()
+        self._subscribes = _Batches()
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        self._ensure_redis()
+        await self._publishes.add((channel, message), self._publish_all)
+
+    async def subscribe(self, channel: str) -> None:
+        await self._subscribes.add(channel, self._subscribe_all)
+
+    async def flush(self) -> None:
+        # What was asked for before the flush goes out (or fails) first.
+        await self._publishes.wait()
+        await self._subscribes.wait()
+        await super().flush()
+
+    async def _publish_all(self, messages: list[tuple[str, bytes]]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for channel, message in messages:
+                pipe.publish(channel, message)
+            await pipe.execute()
+
+    async def _subscribe_all(self, channels: list[str]) -> None:
+        # The library's lock keeps subscribing and unsubscribing in order.
+        async with self._lock:
+            new = list(
+                dict.fromkeys(c for c in channels if c not in self._subscribed_to)
+            )
+            if not new:
+                return
+            self._ensure_redis()
+            self._ensure_receiver()
+            await self._pubsub.subscribe(*new)
+            self._subscribed_to.update(new)
