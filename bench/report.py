@@ -248,7 +248,8 @@ def _two_tab_lines(results: RunResults) -> list[str]:
         f"asking {tabs.messages} questions in a tab on web-1 while a second tab of "
         f"the same visitor is open on web-2. The second tab received "
         f"{tabs.other_tab_live} of {tabs.asked} answers live "
-        f"({tabs.other_tab_with_deltas} with streamed deltas); final message ms "
+        f"({tabs.other_tab_with_deltas} with streamed deltas: the other tabs get "
+        "an answer's pieces only once it has taken 0.1 s); final message ms "
         f"p50/p95/p99: asking tab {_pct(tabs.asking_final_ms)}, other tab "
         f"{_pct(tabs.other_tab_final_ms)}.",
     ]
