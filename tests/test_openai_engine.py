@@ -3,7 +3,9 @@
 The `fake_llm` fixture comes from tests/fake_llm.py, through conftest.py.
 """
 
+import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -238,6 +240,40 @@ async def test_stream_stalling_mid_reply_gives_timeout(
     kind = await failure_kind(make_engine(timeout=1.0), password_question())
 
     assert kind == "timeout"
+
+
+async def test_a_reply_trickling_past_the_deadline_gives_timeout(
+    fake_llm: FakeLLM, make_engine: MakeEngine
+) -> None:
+    # Every chunk comes well within the read timeout; the whole reply does not
+    # come within the deadline.
+    fake_llm.script(
+        Reply(chunks=["Open", " Settings", ",", " then", " PIN."], chunk_delay=0.4)
+    )
+
+    started = time.monotonic()
+    kind = await failure_kind(make_engine(timeout=1.0), password_question())
+
+    assert kind == "timeout"
+    assert time.monotonic() - started < 1.5
+
+
+async def test_a_cancelled_answer_is_cancelled_not_timed_out(
+    fake_llm: FakeLLM, make_engine: MakeEngine
+) -> None:
+    fake_llm.script(Reply(chunks=["Open", " Settings"], chunk_delay=10))
+    engine = make_engine(timeout=1.0)
+
+    async def read_all() -> None:
+        async for _ in engine.stream(password_question()):
+            pass
+
+    task = asyncio.create_task(read_all())
+    await asyncio.sleep(0.3)
+    task.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await task
 
 
 async def test_connection_dropped_mid_stream_gives_stream_cut(
