@@ -688,7 +688,11 @@
     if (known) known.el.replaceWith(el);
     else insertBySeq(el, frame.seq);
     state.shown.set(frame.seq, { el, placeholder: false });
-    if (frame.role === 'bot' || frame.role === 'agent') state.newest = el;
+    // A live answer is shown from its first line; history replayed after a
+    // reload follows to its end, where the conversation stands.
+    if (!frame.replay && (frame.role === 'bot' || frame.role === 'agent')) {
+      state.newest = el;
+    }
     // The customer's own words, from this tab or another, are no news to them.
     if (!known && !streamed && frame.role !== 'customer') state.arrived = true;
     const news = !frame.replay && frame.role !== 'customer';

@@ -67,3 +67,25 @@ def test_the_marker_goes_once_the_customer_scrolls_to_the_bottom(page: Page) -> 
 
     expect(marker).to_be_hidden()
     assert in_view(page, page.locator(".log > .item").last)
+
+
+def test_a_reload_shows_where_the_conversation_stands(page: Page) -> None:
+    page.get_by_role("button", name="Open chat").click()
+    for question in (CARD_QUESTION, "How do I change my PIN?"):
+        page.get_by_label("Message").fill(question)
+        page.get_by_label("Message").press("Enter")
+    answers = page.locator(".log .item-bot")
+    expect(answers.locator(".sources")).to_have_count(2)
+    # Taller than the panel: a replay that stopped at its first line would
+    # leave the later messages out of sight.
+    assert not in_view(page, answers.first)
+
+    page.reload()
+
+    expect(page.locator(".log .item-bot .sources")).to_have_count(2)
+    expect(page.locator(".log > .item").last).to_contain_text("PIN")
+    expect(page.get_by_role("button", name="New messages")).to_be_hidden()
+    below = page.locator(".scroll").evaluate(
+        "e => e.scrollHeight - e.scrollTop - e.clientHeight"
+    )
+    assert below < 2
