@@ -20,7 +20,7 @@ from django.conf import settings
 from escalation.models import Escalation
 from knowledge import index as knowledge_index
 from support_bot import live, metrics
-from support_bot.bot.config import aget_bot_config, get_bot_config
+from support_bot.bot.config import BotConfig, aget_bot_config, get_bot_config
 from support_bot.bot.decision import (
     Guidelines,
     Outcome,
@@ -311,6 +311,23 @@ async def _answer(
     live_text = _LiveText(group, stream_id, question_seq, listener, typing=typing)
     await live_text.start()
     try:
+        return await _write(ctx, bot, live_text, started, only_if_sure)
+    finally:
+        # Until the answer is stored, even when storing is slow, the other
+        # sockets are told the bot is writing.
+        live_text.close()
+
+
+async def _write(
+    ctx: ReplyContext,
+    bot: BotConfig,
+    live_text: "_LiveText",
+    started: float,
+    only_if_sure: bool,
+) -> Message | None:
+    """Ask the model, streaming through `live_text`, and store what it decided."""
+    conversation_id, stream_id = ctx.conversation_id, live_text.stream_id
+    try:
         question = await _question(
             ctx.question, ctx.previous_question, ctx, ctx.knowledge, bot.name
         )
@@ -334,8 +351,7 @@ async def _answer(
             )
             return None
         metrics.bot_answer_finished("interrupted")
-        # What was published (the typing notice) goes out before the apology
-        # that ends it.
+        # The asking socket has every piece before the apology that ends them.
         await live_text.finish()
         return await _store_failure(ctx, stream_id, error, live_text.text, started)
     finally:
@@ -377,13 +393,18 @@ class _LiveText:
     piece as it comes and a busy one sends fewer, larger frames instead of
     falling behind.
 
-    The conversation's other sockets (another tab, an agent) get it through
-    the channel layer: the typing notice once the answer has taken
-    LAYER_INTERVAL seconds, then the text at most every LAYER_INTERVAL
+    The conversation's other sockets (another tab) get it through the channel
+    layer: the typing notice once the answer has taken LAYER_INTERVAL seconds
+    and is not yet stored, then the text at most every LAYER_INTERVAL
     seconds. An answer stored sooner publishes neither: the stored message
     reaches those sockets as quickly as a preview would, and each publish
     costs a round trip to Redis and a delivery to every socket of the
     conversation.
+
+    The two paths are separate tasks, so a slow or stalled Redis never holds
+    up the asking socket, nor the storing of the answer. What the layer
+    carries can then arrive after the stored answer; the sockets drop a
+    notice or a piece of a stream whose message they have.
     """
 
     LAYER_INTERVAL = 0.1
@@ -405,11 +426,13 @@ class _LiveText:
         self.first_at: float | None = None
         self._written: list[str] = []
         self._direct = _Pending()
+        self._direct_sender: asyncio.Task[None] | None = None
         self._layer = _Pending()
+        self._layer_sender: asyncio.Task[None] | None = None
         self._published_at = time.monotonic()
         self._typing_published = False
         self._timer: asyncio.TimerHandle | None = None
-        self._sender: asyncio.Task[None] | None = None
+        self._closed = False
 
     @property
     def text(self) -> str:
@@ -431,62 +454,67 @@ class _LiveText:
         if self.first_at is None:
             self.first_at = now
         self._written.append(text)
-        if self.listener is not None:
-            self._direct.add(text)
         self._layer.add(text)
         if now - self._published_at >= self.LAYER_INTERVAL:
-            self._published_at = now
-            self._layer.due = True
-        if self._sender is not None:
+            self._layer_due()
+        if self.listener is None:
             return
-        if self._direct.frames == 0 and self._direct.parts:
+        self._direct.add(text)
+        if self._direct_sender is not None:
+            return
+        if self._direct.frames == 0:
             # The first piece goes out at once, not after the model's next
             # pieces: those are often in the buffer already, and the customer
             # waits for the first words, not for the rest.
             await self._send_direct()
-        if self._direct.parts or self._layer.due:
-            self._start_sender()
+        if self._direct.parts and self._direct_sender is None:
+            self._direct_sender = asyncio.create_task(self._send_direct_all())
 
     async def finish(self) -> None:
-        """Wait until what is on its way has been sent; publish nothing more."""
+        """Wait until the text on its way to the asking socket is sent."""
+        if self._direct_sender is not None:
+            await self._direct_sender
+
+    def close(self) -> None:
+        """The answer is stored: nothing more is published."""
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._sender is not None:
-            await self._sender
 
     def _layer_due(self) -> None:
-        # The model is slow to start, or to go on: the other sockets hear
-        # that the bot is writing, and what it has written so far.
+        # The model is slow to start or to go on, or storing is slow: the
+        # other sockets hear that the bot is writing, and what it has
+        # written so far.
         self._timer = None
         self._published_at = time.monotonic()
         self._layer.due = True
-        if self._sender is None:
-            self._start_sender()
+        if self._layer_sender is None and not self._closed:
+            self._layer_sender = asyncio.create_task(self._publish_all())
+            _publishing.add(self._layer_sender)
+            self._layer_sender.add_done_callback(_publishing.discard)
 
-    def _start_sender(self) -> None:
-        self._sender = asyncio.create_task(self._send())
-
-    async def _send(self) -> None:
+    async def _publish_all(self) -> None:
         try:
-            while self._direct.parts or self._layer.due:
-                if self._direct.parts:
-                    await self._send_direct()
-                if self._layer.due:
-                    self._layer.due = False
-                    await self._publish()
+            while self._layer.due and not self._closed:
+                self._layer.due = False
+                if self.typing is not None and not self._typing_published:
+                    self._typing_published = True
+                    event = {"type": "conversation.typing", "frame": self.typing}
+                    await live.asend(self.group, event)
+                if self._layer.parts and not self._closed:
+                    frame = self._layer.take(self.stream_id, self.reply_to)
+                    event = {"type": "conversation.delta", "frame": frame}
+                    await live.asend(self.group, event)
         finally:
-            self._sender = None
+            self._layer_sender = None
 
-    async def _publish(self) -> None:
-        if self.typing is not None and not self._typing_published:
-            self._typing_published = True
-            await live.asend(
-                self.group, {"type": "conversation.typing", "frame": self.typing}
-            )
-        if self._layer.parts:
-            frame = self._layer.take(self.stream_id, self.reply_to)
-            await live.asend(self.group, {"type": "conversation.delta", "frame": frame})
+    async def _send_direct_all(self) -> None:
+        try:
+            while self._direct.parts:
+                await self._send_direct()
+        finally:
+            self._direct_sender = None
 
     async def _send_direct(self) -> None:
         frame = self._direct.take(self.stream_id, self.reply_to)
@@ -498,6 +526,11 @@ class _LiveText:
             # The asking socket went away (a reload): the answer goes on for
             # the conversation and is stored.
             self.listener = None
+
+
+# What answers publish to other sockets, still on its way after the answer
+# was stored; kept here so that the tasks are not collected meanwhile.
+_publishing: set["asyncio.Task[None]"] = set()
 
 
 class _Pending:

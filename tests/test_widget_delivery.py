@@ -1,6 +1,7 @@
 """Nothing is lost or doubled across reconnects, retries and concurrent writers."""
 
 import asyncio
+import time
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -252,6 +253,71 @@ async def test_a_quick_answer_reaches_other_tabs_as_the_stored_message_alone(
     # The asking tab still saw the bot typing and the answer stream.
     kinds = [f["type"] for f in asked]
     assert kinds.index("typing") < kinds.index("bot.delta") < kinds.index("message", 2)
+
+
+async def test_other_tabs_see_the_bot_typing_while_its_answer_is_stored(
+    connect: Any, kb: Any, monkeypatch: Any
+) -> None:
+    # The model is quick; storing the answer is not (a busy database).
+    monkeypatch.setattr(replies._LiveText, "LAYER_INTERVAL", 0.05)
+    store = actions.store_bot_reply
+
+    def slow_store(*args: Any, **kwargs: Any) -> Message:
+        time.sleep(0.3)
+        return store(*args, **kwargs)
+
+    asking = await connect()
+    await resume(asking)
+    await ask(asking, "How do I change my PIN?")
+    other = await connect(token=asking.welcome["token"])
+    await resume(other, after_seq=2)
+    monkeypatch.setattr(actions, "store_bot_reply", slow_store)
+
+    await ask(asking, "And how do I freeze my card?")
+    seen = await receive_until(
+        other, lambda f: f["type"] == "message" and f["role"] == "bot"
+    )
+
+    kinds = [f["type"] for f in seen]
+    assert "typing" in kinds
+    assert kinds.index("typing") < len(kinds) - 1
+
+
+async def test_a_slow_socket_has_every_piece_before_the_answer_is_stored() -> None:
+    # The asking socket takes the first piece slowly; it is done just as the
+    # other sockets fall due, in a loop turn that another socket keeps busy.
+    got: list[str] = []
+    loop = asyncio.get_running_loop()
+
+    class SlowSocket:
+        due_at = 0.0
+
+        async def reply_typing(self, frame: dict[str, Any]) -> None:
+            pass
+
+        async def reply_delta(self, frame: dict[str, Any]) -> None:
+            if not got:
+                written = loop.create_future()
+                loop.call_at(self.due_at - 0.001, written.set_result, None)
+                await written
+            got.append(frame["text"])
+
+        async def reply_stored(self, message: Message) -> None:
+            pass
+
+    socket = SlowSocket()
+    typing = {"type": "typing", "role": "bot", "stream": "s", "reply_to": 1}
+    text = replies._LiveText("conversation.test", "s", 1, socket, typing=typing)
+    socket.due_at = loop.time() + text.LAYER_INTERVAL
+    await text.start()
+    loop.call_soon(time.sleep, text.LAYER_INTERVAL * 1.2)
+    for piece in ("One ", "two ", "three."):
+        await text.add(piece)
+    await text.finish()
+
+    # What the answer's message follows: every piece, once, in order.
+    assert "".join(got) == "One two three."
+    text.close()
 
 
 async def test_a_typing_notice_arriving_after_its_answer_is_not_shown(
