@@ -21,7 +21,7 @@ from django.utils import timezone
 from oversight.actions import rate_conversation
 from support_bot import live, metrics
 from support_bot.bot.config import aget_bot_config
-from support_bot.consumers import PooledConsumer
+from support_bot.consumers import LAYER_DOWN, LAYER_DOWN_CLOSE_CODE, PooledConsumer
 from support_bot.db import db_async
 
 from . import actions, recovery, replies
@@ -303,24 +303,48 @@ class WidgetConsumer(PooledConsumer):
             self.visitor, incoming.client_id, incoming.text
         )
         message = posted.message
+        ack = {
+            "type": "ack",
+            "client_id": incoming.client_id,
+            "seq": message.seq,
+            "conversation": str(posted.conversation.id),
+            "duplicate": not posted.created,
+        }
         if self.conversation_id != str(posted.conversation.id):
-            await self._join_conversation(posted.conversation.id)
+            try:
+                await self._join_conversation(posted.conversation.id)
+            except LAYER_DOWN:
+                await self._stored_but_deaf(posted, ack, ctx)
+                return
             if posted.conversation_created:
                 self.sent_seq = 0
 
-        await self.send_json(
-            {
-                "type": "ack",
-                "client_id": incoming.client_id,
-                "seq": message.seq,
-                "conversation": str(posted.conversation.id),
-                "duplicate": not posted.created,
-            }
-        )
+        await self.send_json(ack)
         await self._deliver(message.as_frame())
         # No context: the bot is not to answer (a person has the conversation).
         if posted.created and ctx is not None:
             replies.start_reply(posted.conversation.id, message.seq, self, ctx)
+
+    async def _stored_but_deaf(
+        self,
+        posted: actions.PostedMessage,
+        ack: dict[str, Any],
+        ctx: replies.ReplyContext | None,
+    ) -> None:
+        """The message is stored, but this socket could not join its
+        conversation (Redis is down): it would hear nothing of the other tabs
+        or of the agents. It is answered all the same, and the socket is
+        closed as one opened while Redis is down is, so that the widget comes
+        back and resumes, replaying what it missed."""
+        logger.warning(
+            "A socket could not join its conversation; it is closed",
+            extra={"conversation_id": str(posted.conversation.id)},
+        )
+        self.conversation_id = None
+        await self.send_json(ack)
+        if posted.created and ctx is not None:
+            replies.start_reply(posted.conversation.id, posted.message.seq, None, ctx)
+        await self.close(code=LAYER_DOWN_CLOSE_CODE)
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         active = parse_typing(frame)
@@ -589,5 +613,10 @@ class WidgetConsumer(PooledConsumer):
         await self._join(live.conversation_group(conversation_id))
 
     async def _join(self, group: str) -> None:
-        await self.channel_layer.group_add(group, self.channel_name)
+        try:
+            await self.channel_layer.group_add(group, self.channel_name)
+        except LAYER_DOWN:
+            # Not subscribed: the layer forgets this socket's membership too.
+            await self.channel_layer.group_discard(group, self.channel_name)
+            raise
         self.groups_joined.append(group)

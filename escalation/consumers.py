@@ -273,7 +273,9 @@ class AgentConsumer(PooledConsumer):
         )
 
     async def conversation_delta(self, event: dict[str, Any]) -> None:
-        await self.send_json(event["frame"])
+        # The console shows stored messages only: the bot's streamed pieces
+        # would be frames it throws away.
+        return None
 
     async def conversation_typing(self, event: dict[str, Any]) -> None:
         if event["frame"].get("role") == "customer":

@@ -17,6 +17,7 @@ subscriptions for publishes: they use different connections.
 """
 
 import asyncio
+import logging
 from typing import Any
 
 from channels_redis.pubsub import (
@@ -25,6 +26,10 @@ from channels_redis.pubsub import (
     RedisSingleShardConnection,
 )
 from channels_redis.utils import _wrap_close
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 
 class BatchingPubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
@@ -132,5 +137,44 @@ class _BatchingShard(RedisSingleShardConnection):  # type: ignore[misc]
                 return
             self._ensure_redis()
             self._ensure_receiver()
-            await self._pubsub.subscribe(*new)
+            try:
+                await self._pubsub.subscribe(*new)
+            except RedisConnectionError:
+                # Redis dropped the pub/sub connection (a restart, an idle
+                # timeout): the first command sent on it fails, and the next
+                # one connects again. Without this, every socket of the
+                # batch would be refused for one dropped connection.
+                await self._pubsub.subscribe(*new)
             self._subscribed_to.update(new)
+
+    async def _do_receiving(self) -> None:
+        """Hand each message to the sockets of its group, as the library
+        does; while Redis is unreachable, say so once rather than log a
+        traceback every second."""
+        unreachable = False
+        while True:
+            try:
+                if self._pubsub is not None and self._pubsub.subscribed:
+                    message = await self._pubsub.get_message(
+                        ignore_subscribe_messages=True, timeout=0.1
+                    )
+                    self._receive_message(message)
+                else:
+                    await asyncio.sleep(0.1)
+            except (RedisError, OSError) as error:
+                if not unreachable:
+                    logger.warning(
+                        "The channel layer cannot reach Redis (%s); "
+                        "trying again every second",
+                        type(error).__name__,
+                    )
+                unreachable = True
+                await asyncio.sleep(1)
+                continue
+            except Exception:
+                logger.exception("Receiving from the channel layer failed")
+                await asyncio.sleep(1)
+                continue
+            if unreachable:
+                logger.warning("The channel layer reaches Redis again")
+                unreachable = False

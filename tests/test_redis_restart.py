@@ -5,6 +5,7 @@ A Redis server of the test's own, on a port of its own, so that killing it
 disturbs nobody else.
 """
 
+import asyncio
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ import pytest
 import redis
 from websockets.exceptions import ConnectionClosedError
 
+from support_bot.channel_layer import BatchingPubSubChannelLayer
 from support_bot.consumers import LAYER_DOWN_CLOSE_CODE
 from tests import servers
 from tests.conftest import require_service
@@ -134,3 +136,116 @@ def test_two_tabs_keep_chatting_across_a_redis_restart(
         other_tab.close()
     finally:
         servers.stop(server)
+
+
+def server_env(own_redis: RedisServer, port: int, tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "VAR_DIR": str(tmp_path),
+        "DATABASE_URL": servers.test_database_url(),
+        "REDIS_URL": own_redis.url,
+        "CELERY_BROKER_URL": own_redis.url.replace("/0", "/1"),
+        "DEBUG": "true",
+        "WIDGET_ALLOWED_ORIGINS": f"http://127.0.0.1:{port}",
+        "OPENAI_API_KEY": "",
+        "OFFLINE_STREAM_DELAY_MS": "40",
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_message_while_redis_is_down_is_answered_and_the_tab_comes_back(
+    own_redis: RedisServer, kb: Any, tmp_path: Path
+) -> None:
+    port = servers.free_port()
+    server = servers.start_uvicorn(
+        server_env(own_redis, port, tmp_path), port, tmp_path / "server.log"
+    )
+    try:
+        tab = servers.Widget(port)
+        tab.resume()
+
+        own_redis.kill()
+        try:
+            # Stored, so acknowledged; but the tab cannot join its new
+            # conversation, and is told to come back.
+            ack = tab.ask("q-1", "How do I change my PIN?")
+            assert ack["duplicate"] is False
+            with pytest.raises(ConnectionClosedError) as closed:
+                tab.receive_until(lambda f: False)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == LAYER_DOWN_CLOSE_CODE
+        finally:
+            own_redis.start()
+
+        # Back, it finds the answer, written meanwhile.
+        back = servers.Widget(port, tab.token)
+        back.send({"type": "resume", "after_seq": 0})
+        answer = back.receive_until(servers.is_bot_message)
+        assert answer["reply_to"] == ack["seq"]
+        back.close()
+    finally:
+        servers.stop(server)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stalled_redis_holds_up_neither_the_answer_nor_its_storing(
+    own_redis: RedisServer, kb: Any, tmp_path: Path
+) -> None:
+    port = servers.free_port()
+    server = servers.start_uvicorn(
+        server_env(own_redis, port, tmp_path), port, tmp_path / "server.log"
+    )
+    try:
+        asking = servers.Widget(port)
+        asking.resume()
+        asking.ask("q-1", "I lost my card")
+        asking.receive_until(servers.is_bot_message)
+        # Another tab, so that the answer has someone to publish to.
+        other_tab = servers.Widget(port, asking.token)
+        other_tab.resume(after_seq=2)
+
+        assert own_redis.process is not None
+        own_redis.process.send_signal(signal.SIGSTOP)
+        try:
+            ack = asking.ask("q-2", "How do I change my PIN?")
+            # Redis answers nothing; the asking tab is answered all the same.
+            answer = asking.receive_until(servers.is_bot_message, seconds=10)
+            assert answer["reply_to"] == ack["seq"]
+        finally:
+            own_redis.process.send_signal(signal.SIGCONT)
+
+        # And the other tab gets it once Redis answers again.
+        seen = other_tab.receive_until(
+            lambda f: f.get("seq") == answer["seq"], seconds=10
+        )
+        assert seen["text"] == answer["text"]
+        asking.close()
+        other_tab.close()
+    finally:
+        servers.stop(server)
+
+
+async def test_no_socket_is_refused_for_a_connection_redis_dropped(
+    own_redis: RedisServer,
+) -> None:
+    layer = BatchingPubSubChannelLayer(hosts=[own_redis.url])
+    # A socket came and went: the layer's pub/sub connection is idle.
+    left = await layer.new_channel()
+    receiving = asyncio.create_task(layer.receive(left))
+    await asyncio.sleep(0.2)
+    receiving.cancel()
+    await asyncio.sleep(0.3)
+    # Redis drops it (its idle timeout, say).
+    admin = redis.Redis.from_url(own_redis.url)
+    admin.client_kill_filter(_type="normal", skipme=True)
+    await asyncio.sleep(0.3)
+
+    # Sockets open, five at once, each subscribing to its channel.
+    opened = []
+    for _ in range(3):
+        opened += await asyncio.gather(
+            *(layer.new_channel() for _ in range(5)), return_exceptions=True
+        )
+
+    assert all(isinstance(c, str) for c in opened), opened
+    await layer.flush()
