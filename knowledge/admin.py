@@ -382,6 +382,31 @@ class BotSettingsAdmin(admin.ModelAdmin[BotSettings]):
             return redirect("admin:knowledge_botsettings_change", 1)
         return redirect("admin:knowledge_botsettings_add")
 
+    def add_view(
+        self,
+        request: HttpRequest,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # Saved already (a second tab, a bookmark): the one record, not a
+        # bare "403 Forbidden".
+        if BotSettings.objects.exists():
+            return redirect("admin:knowledge_botsettings_change", 1)
+        return super().add_view(request, form_url, extra_context)
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: BotSettings | None = None,
+    ) -> HttpResponse:
+        # There is only one record: no "Save and add another".
+        context["show_save_and_add_another"] = False
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view(self.try_bot_view)
         return [path("try/", view, name="knowledge_try_bot"), *super().get_urls()]

@@ -74,12 +74,23 @@ def test_config_follows_the_record_admin_saves(admin_client: Client) -> None:
 
 @pytest.mark.django_db
 def test_admin_offers_no_second_record_and_no_delete(admin_client: Client) -> None:
-    admin_client.post(reverse("admin:knowledge_botsettings_add"), _form())
+    first = admin_client.get(reverse("admin:knowledge_botsettings_add"))
+    assert b'name="_addanother"' not in first.content
+    # Pressed anyway (an old form): the one record is saved and shown.
+    saved = admin_client.post(
+        reverse("admin:knowledge_botsettings_add"), _form(_addanother="1")
+    )
 
     add = admin_client.get(reverse("admin:knowledge_botsettings_add"))
     delete = admin_client.get(reverse("admin:knowledge_botsettings_delete", args=[1]))
 
-    assert add.status_code == 403
+    change = reverse("admin:knowledge_botsettings_change", args=[1])
+    landed = admin_client.get(saved["Location"], follow=True)
+    assert landed.status_code == 200
+    assert landed.redirect_chain[-1][0] == change
+    assert add.status_code == 302
+    assert add["Location"] == change
+    assert b'name="_addanother"' not in admin_client.get(change).content
     assert delete.status_code == 403
     assert BotSettings.objects.count() == 1
 
