@@ -65,6 +65,9 @@ class Listener(Protocol):
     not depend on the layer.
     """
 
+    # The socket's name on the channel layer.
+    channel_name: str
+
     async def reply_typing(self, frame: dict[str, Any]) -> None: ...
 
     async def reply_delta(self, frame: dict[str, Any]) -> None: ...
@@ -401,6 +404,7 @@ class _LiveText:
     costs a round trip to Redis and a delivery to every socket of the
     conversation.
 
+    Nothing is published while no other socket listens (live.others_listening).
     The two paths are separate tasks, so a slow or stalled Redis never holds
     up the asking socket, nor the storing of the answer. What the layer
     carries can then arrive after the stored answer; the sockets drop a
@@ -433,6 +437,7 @@ class _LiveText:
         self._typing_published = False
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
+        self._asker = listener.channel_name if listener is not None else None
 
     @property
     def text(self) -> str:
@@ -498,6 +503,10 @@ class _LiveText:
         try:
             while self._layer.due and not self._closed:
                 self._layer.due = False
+                if not live.others_listening(self.group, self._asker):
+                    # Nobody to tell (one tab, no agent): what was written
+                    # waits for a later turn, should another socket join.
+                    continue
                 if self.typing is not None and not self._typing_published:
                     self._typing_published = True
                     event = {"type": "conversation.typing", "frame": self.typing}

@@ -31,6 +31,9 @@ from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
+# Groups whose latest publish count is kept (a few hundred bytes each).
+REACHED_KEPT = 50_000
+
 
 class BatchingPubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
     """`RedisPubSubChannelLayer`, batching what waits to be sent (see above)."""
@@ -48,6 +51,26 @@ class BatchingPubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
             self._layers[loop] = layer
             _wrap_close(self, loop)
         return layer
+
+    def others_listening(self, group: str, channel: str | None) -> bool:
+        """Whether a socket other than `channel` may be in `group`.
+
+        In this process the layer knows its members. For other processes
+        it goes by the number of them that the latest publish to the group
+        reached: a socket that joined on another process since then is
+        missed until the next publish, which a stored message always makes.
+        Unknown counts as yes.
+        """
+        layer = self._get_layer()
+        group_channel = layer._get_group_channel_name(group)
+        if layer.groups.get(group_channel, set()) - {channel}:
+            return True
+        shard: _BatchingShard = layer._get_shard(group_channel)
+        reached = shard.reached.get(group_channel)
+        if reached is None:
+            return True
+        # This process is one of those reached while it has members.
+        return reached > (1 if group_channel in shard._subscribed_to else 0)
 
 
 class _Batches:
@@ -107,6 +130,8 @@ class _BatchingShard(RedisSingleShardConnection):  # type: ignore[misc]
         super().__init__(host, channel_layer)
         self._publishes = _Batches()
         self._subscribes = _Batches()
+        # Per group channel, how many processes the latest publish reached.
+        self.reached: dict[str, int] = {}
 
     async def publish(self, channel: str, message: bytes) -> None:
         self._ensure_redis()
@@ -125,7 +150,11 @@ class _BatchingShard(RedisSingleShardConnection):  # type: ignore[misc]
         async with self._redis.pipeline(transaction=False) as pipe:
             for channel, message in messages:
                 pipe.publish(channel, message)
-            await pipe.execute()
+            reached = await pipe.execute()
+        if len(self.reached) > REACHED_KEPT:
+            self.reached.clear()
+        for (channel, _), count in zip(messages, reached, strict=True):
+            self.reached[channel] = count
 
     async def _subscribe_all(self, channels: list[str]) -> None:
         # The library's lock keeps subscribing and unsubscribing in order.

@@ -13,7 +13,7 @@ from collections import deque
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
 from support_bot.db import calling_loop
@@ -105,6 +105,20 @@ async def flush() -> None:
 def send_after_commit(group: str, event: dict[str, Any]) -> None:
     """Send `event` to `group` once the current transaction commits."""
     transaction.on_commit(lambda: send_now(group, event))
+
+
+def others_listening(group: str, channel: str | None) -> bool:
+    """Whether a socket other than `channel` may be in `group`, so that an
+    ephemeral event is worth publishing; yes when the layer cannot tell."""
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    check = getattr(layer, "others_listening", None)
+    if check is not None:
+        return bool(check(group, channel))
+    if isinstance(layer, InMemoryChannelLayer):
+        return bool(set(layer.groups.get(group, {})) - {channel})
+    return True
 
 
 async def asend(group: str, event: dict[str, Any]) -> None:

@@ -1,15 +1,16 @@
-"""The Redis layer batches what piles up, and still delivers everything in order."""
+"""The channel layer: Redis batches what piles up and still delivers everything
+in order; both layers tell whether another socket listens."""
 
 import asyncio
 from typing import Any
 
 import pytest
 import redis
+from channels.layers import get_channel_layer
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from support_bot import live
 from support_bot.channel_layer import BatchingPubSubChannelLayer
-
-pytestmark = pytest.mark.redis
 
 
 def layer_on(url: str) -> Any:
@@ -21,6 +22,7 @@ def subscribe_commands(url: str) -> int:
     return int(stats.get("cmdstat_subscribe", {}).get("calls", 0))
 
 
+@pytest.mark.redis
 async def test_joins_and_sends_at_once_all_arrive_in_order(redis_url: str) -> None:
     sending, receiving = layer_on(redis_url), layer_on(redis_url)
     channels = [await receiving.new_channel() for _ in range(60)]
@@ -46,6 +48,7 @@ async def test_joins_and_sends_at_once_all_arrive_in_order(redis_url: str) -> No
     await receiving.flush()
 
 
+@pytest.mark.redis
 async def test_a_socket_that_left_its_group_hears_nothing_more(redis_url: str) -> None:
     sending, receiving = layer_on(redis_url), layer_on(redis_url)
     staying, leaving = await receiving.new_channel(), await receiving.new_channel()
@@ -76,3 +79,44 @@ async def test_every_waiting_send_fails_when_redis_cannot_be_reached() -> None:
 
     assert all(isinstance(r, RedisConnectionError) for r in results), results
     await layer.flush()
+
+
+@pytest.mark.redis
+async def test_a_layer_knows_whether_another_socket_listens(redis_url: str) -> None:
+    here, elsewhere = layer_on(redis_url), layer_on(redis_url)
+    asking = await here.new_channel()
+    await here.group_add("conversation", asking)
+    # Unknown until something was published to the group.
+    assert here.others_listening("conversation", asking)
+
+    await here.group_send("conversation", {"type": "note"})
+    assert not here.others_listening("conversation", asking)
+
+    # Another tab on this process.
+    tab = await here.new_channel()
+    await here.group_add("conversation", tab)
+    assert here.others_listening("conversation", asking)
+    await here.group_discard("conversation", tab)
+    assert not here.others_listening("conversation", asking)
+
+    # Another tab on another process, seen from the next publish on.
+    other = await elsewhere.new_channel()
+    await elsewhere.group_add("conversation", other)
+    await here.group_send("conversation", {"type": "note"})
+    assert here.others_listening("conversation", asking)
+    await here.flush()
+    await elsewhere.flush()
+
+
+async def test_one_process_knows_whether_another_socket_listens(settings: Any) -> None:
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+    }
+    layer = get_channel_layer()
+    assert layer is not None
+    asking, tab = await layer.new_channel(), await layer.new_channel()
+    await layer.group_add("conversation", asking)
+    assert not live.others_listening("conversation", asking)
+
+    await layer.group_add("conversation", tab)
+    assert live.others_listening("conversation", asking)

@@ -291,6 +291,7 @@ async def test_a_slow_socket_has_every_piece_before_the_answer_is_stored() -> No
 
     class SlowSocket:
         due_at = 0.0
+        channel_name = "asking"
 
         async def reply_typing(self, frame: dict[str, Any]) -> None:
             pass
