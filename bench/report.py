@@ -213,7 +213,8 @@ def _other_tables(results: RunResults) -> list[str]:
         lines += [
             "",
             "One long conversation (prompt tokens counted with the product's "
-            "tokenizer):",
+            "tokenizer; SQL statements per answer, the median of the five turns "
+            "up to this one):",
             "",
             "| turn | prompt tokens | SQL statements | final message ms |",
             "|---:|---:|---:|---:|",
