@@ -36,6 +36,8 @@
     review: 'Answer to approve',
   };
 
+  const CONFIDENCE_REASONS = new Set(['no_answer', 'low_confidence', 'guardrail', 'review']);
+
   const $ = (id) => document.getElementById(id);
   const ui = {
     conn: $('conn'),
@@ -295,7 +297,10 @@
       || state.offered.has(item.conversation);
     const status = str(item.status);
     const reason = REASON_LABELS[item.reason] || str(item.reason) || 'Escalated';
+    // The bot's confidence explains a hand-over it chose, not one the
+    // customer or a guideline asked for.
     const confidence = typeof item.confidence === 'number'
+      && CONFIDENCE_REASONS.has(item.reason)
       ? `confidence ${Math.round(item.confidence * 100)} %`
       : null;
     const classes = ['queue-item', `is-${status}`];

@@ -148,6 +148,20 @@ def test_agent_takes_over_a_conversation_and_hands_it_back_resolved(
     expect(dana.locator(".msg-bot .signals")).to_contain_text("Sources: ")
 
 
+def test_a_request_for_a_person_shows_no_confidence_in_the_queue(
+    page: Page, frames: Frames, sign_in: SignIn
+) -> None:
+    dana = sign_in(*DANA)
+    open_widget(page)
+    customer_says(page, "I want to talk to a human please")
+    expect(page.locator(".queue-text")).to_be_visible()
+
+    item = queue_item(dana, conversation_of(frames))
+    expect(item).to_contain_text("Asked for a person")
+    # The bot's confidence in an answer it never tried says nothing here.
+    expect(item.locator(".qi-confidence")).to_have_count(0)
+
+
 def test_send_is_enabled_only_while_the_reply_box_has_text(
     page: Page, frames: Frames, sign_in: SignIn
 ) -> None:
