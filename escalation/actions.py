@@ -132,7 +132,8 @@ def escalate_locked(
 
 
 def _summary(conversation: Conversation) -> str:
-    """One paragraph for the agent: the running summary and the latest asks."""
+    """For the agent's queue: the running summary's lines, then the latest
+    asks on a line of their own."""
     asked = list(
         conversation.messages.filter(role=Message.Role.CUSTOMER)
         .order_by("-seq")
@@ -141,11 +142,11 @@ def _summary(conversation: Conversation) -> str:
     # A preview outside the conversation view: redacted before clipping, so
     # a card number cut in half is still recognised.
     summary = redact(conversation.summary.strip())
-    parts = [summary] if summary else []
+    parts = [line for line in summary.splitlines() if line.strip()]
     if asked:
         latest = " / ".join(reversed([_clip(redact(text), 160) for text in asked]))
         parts.append(f"Latest from the customer: {latest}")
-    return " ".join(parts) or "No messages yet."
+    return "\n".join(parts) or "No messages yet."
 
 
 def _clip(text: str, limit: int) -> str:
