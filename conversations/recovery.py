@@ -214,10 +214,12 @@ def answer_stranded() -> int:
     from support_bot.bot.engines import run_sync
     from support_bot.live import flush
 
-    from .replies import answer
+    from .replies import answer, drain
 
     async def answer_and_send(pending: Pending) -> None:
         await answer(pending.conversation_id, pending.seq)
+        # Before this task's event loop ends.
+        await drain()
         await flush()
 
     answered = 0

@@ -767,9 +767,13 @@ def _typing_frame(bot_name: str, stream_id: str, reply_to: int) -> dict[str, Any
 
 
 async def drain() -> None:
-    """Wait for the answers this process is still writing (shutdown, tests)."""
+    """Wait for the answers this process is still writing, and for what they
+    still publish to other sockets (shutdown, the worker's sweep, tests)."""
     while _running:
         await asyncio.gather(*list(_running), return_exceptions=True)
+    loop = asyncio.get_running_loop()
+    while publishing := [t for t in _publishing if t.get_loop() is loop]:
+        await asyncio.gather(*publishing, return_exceptions=True)
 
 
 async def draft_reply(conversation_id: Any) -> tuple[str, list[dict[str, Any]]]:
