@@ -11,7 +11,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +66,9 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.kill()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_two_tabs_keep_chatting_across_a_redis_restart(
-    own_redis: RedisServer, kb: Any, tmp_path: Path
-) -> None:
+@pytest.fixture
+def web(own_redis: RedisServer, tmp_path: Path) -> Iterator[int]:
+    """A web process on the test's own Redis; its port."""
     port = servers.free_port()
     env = {
         **os.environ,
@@ -80,149 +79,126 @@ def test_two_tabs_keep_chatting_across_a_redis_restart(
         "DEBUG": "true",
         "WIDGET_ALLOWED_ORIGINS": f"http://127.0.0.1:{port}",
         "OPENAI_API_KEY": "",
-        "OFFLINE_STREAM_DELAY_MS": "0",
-    }
-    log = tmp_path / "server.log"
-    server = servers.start_uvicorn(env, port, log)
-    try:
-        asking = servers.Widget(port)
-        asking.resume()
-        asking.ask("q-1", "I lost my card")
-        asking.receive_until(servers.is_bot_message)
-        other_tab = servers.Widget(port, asking.token)
-        other_tab.resume(after_seq=2)
-
-        own_redis.kill()
-        # While Redis is away the asking tab still gets its answer (directly),
-        try:
-            ack = asking.ask("q-2", "How do I change my PIN?")
-            answer = asking.receive_until(servers.is_bot_message)
-            assert (answer["reply_to"], answer["seq"]) == (ack["seq"], ack["seq"] + 1)
-            # and a socket opened meanwhile is told to try again later.
-            with pytest.raises(ConnectionClosedError) as refused:
-                servers.Widget(port, asking.token)
-            assert refused.value.rcvd is not None
-            assert refused.value.rcvd.code == LAYER_DOWN_CLOSE_CODE
-        finally:
-            own_redis.start()
-
-        # Back: a new tab finds the answer stored while Redis was away,
-        third_tab = servers.Widget(port, asking.token)
-        third_tab.send({"type": "resume", "after_seq": 2})
-        replayed = third_tab.receive_until(lambda f: f.get("seq") == answer["seq"])
-        assert replayed["text"] == answer["text"]
-        third_tab.close()
-
-        # and the next answer reaches the tab open all along live again, once the
-        # layer has subscribed anew (it retries on its own).
-        deadline = time.monotonic() + 20
-        live_again = False
-        turn = 3
-        while not live_again and time.monotonic() < deadline:
-            asking.ask(f"q-{turn}", "When will my card arrive?")
-            answer = asking.receive_until(servers.is_bot_message)
-            turn += 1
-            seq = answer["seq"]
-            try:
-                seen = other_tab.receive_until(
-                    lambda f: bool(f.get("seq") == seq),  # noqa: B023
-                    seconds=2,
-                )
-            except TimeoutError:
-                continue
-            live_again = seen["replay"] is False
-        assert live_again, "the tab open all along never got an answer live again"
-        asking.close()
-        other_tab.close()
-    finally:
-        servers.stop(server)
-
-
-def server_env(own_redis: RedisServer, port: int, tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "VAR_DIR": str(tmp_path),
-        "DATABASE_URL": servers.test_database_url(),
-        "REDIS_URL": own_redis.url,
-        "CELERY_BROKER_URL": own_redis.url.replace("/0", "/1"),
-        "DEBUG": "true",
-        "WIDGET_ALLOWED_ORIGINS": f"http://127.0.0.1:{port}",
-        "OPENAI_API_KEY": "",
         "OFFLINE_STREAM_DELAY_MS": "40",
     }
+    server = servers.start_uvicorn(env, port, tmp_path / "server.log")
+    yield port
+    servers.stop(server)
+
+
+def told_to_come_back(action: Callable[[], object]) -> None:
+    """`action` ends with the socket closed as one is while Redis is down."""
+    with pytest.raises(ConnectionClosedError) as closed:
+        action()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == LAYER_DOWN_CLOSE_CODE
+
+
+def two_tabs(port: int) -> tuple[servers.Widget, servers.Widget]:
+    """A visitor who asked once in one tab, and a second tab of theirs."""
+    asking = servers.Widget(port)
+    asking.resume()
+    asking.ask("q-1", "I lost my card")
+    asking.receive_until(servers.is_bot_message)
+    other_tab = servers.Widget(port, asking.token)
+    other_tab.resume(after_seq=2)
+    return asking, other_tab
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_tabs_keep_chatting_across_a_redis_restart(
+    own_redis: RedisServer, kb: Any, web: int
+) -> None:
+    asking, other_tab = two_tabs(web)
+
+    own_redis.kill()
+    # While Redis is away the asking tab still gets its answer (directly),
+    try:
+        ack = asking.ask("q-2", "How do I change my PIN?")
+        answer = asking.receive_until(servers.is_bot_message)
+        assert (answer["reply_to"], answer["seq"]) == (ack["seq"], ack["seq"] + 1)
+        # and a socket opened meanwhile is told to try again later.
+        told_to_come_back(lambda: servers.Widget(web, asking.token))
+    finally:
+        own_redis.start()
+
+    # Back: a new tab finds the answer stored while Redis was away,
+    third_tab = servers.Widget(web, asking.token)
+    third_tab.send({"type": "resume", "after_seq": 2})
+    replayed = third_tab.receive_until(lambda f: f.get("seq") == answer["seq"])
+    assert replayed["text"] == answer["text"]
+    third_tab.close()
+
+    # and the next answer reaches the tab open all along live again, once the
+    # layer has subscribed anew (it retries on its own).
+    deadline = time.monotonic() + 20
+    live_again = False
+    turn = 3
+    while not live_again and time.monotonic() < deadline:
+        asking.ask(f"q-{turn}", "When will my card arrive?")
+        answer = asking.receive_until(servers.is_bot_message)
+        turn += 1
+        seq = answer["seq"]
+        try:
+            seen = other_tab.receive_until(
+                lambda f: bool(f.get("seq") == seq),  # noqa: B023
+                seconds=2,
+            )
+        except TimeoutError:
+            continue
+        live_again = seen["replay"] is False
+    assert live_again, "the tab open all along never got an answer live again"
+    asking.close()
+    other_tab.close()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_first_message_while_redis_is_down_is_answered_and_the_tab_comes_back(
-    own_redis: RedisServer, kb: Any, tmp_path: Path
+    own_redis: RedisServer, kb: Any, web: int
 ) -> None:
-    port = servers.free_port()
-    server = servers.start_uvicorn(
-        server_env(own_redis, port, tmp_path), port, tmp_path / "server.log"
-    )
+    tab = servers.Widget(web)
+    tab.resume()
+
+    own_redis.kill()
     try:
-        tab = servers.Widget(port)
-        tab.resume()
-
-        own_redis.kill()
-        try:
-            # Stored, so acknowledged; but the tab cannot join its new
-            # conversation, and is told to come back.
-            ack = tab.ask("q-1", "How do I change my PIN?")
-            assert ack["duplicate"] is False
-            with pytest.raises(ConnectionClosedError) as closed:
-                tab.receive_until(lambda f: False)
-            assert closed.value.rcvd is not None
-            assert closed.value.rcvd.code == LAYER_DOWN_CLOSE_CODE
-        finally:
-            own_redis.start()
-
-        # Back, it finds the answer, written meanwhile.
-        back = servers.Widget(port, tab.token)
-        back.send({"type": "resume", "after_seq": 0})
-        answer = back.receive_until(servers.is_bot_message)
-        assert answer["reply_to"] == ack["seq"]
-        back.close()
+        # Stored, so acknowledged; but the tab cannot join its new
+        # conversation, and is told to come back.
+        ack = tab.ask("q-1", "How do I change my PIN?")
+        assert ack["duplicate"] is False
+        told_to_come_back(lambda: tab.receive_until(lambda f: False))
     finally:
-        servers.stop(server)
+        own_redis.start()
+
+    # Back, it finds the answer, written meanwhile.
+    back = servers.Widget(web, tab.token)
+    back.send({"type": "resume", "after_seq": 0})
+    answer = back.receive_until(servers.is_bot_message)
+    assert answer["reply_to"] == ack["seq"]
+    back.close()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_stalled_redis_holds_up_neither_the_answer_nor_its_storing(
-    own_redis: RedisServer, kb: Any, tmp_path: Path
+    own_redis: RedisServer, kb: Any, web: int
 ) -> None:
-    port = servers.free_port()
-    server = servers.start_uvicorn(
-        server_env(own_redis, port, tmp_path), port, tmp_path / "server.log"
-    )
+    # Another tab, so that the answer has someone to publish to.
+    asking, other_tab = two_tabs(web)
+
+    assert own_redis.process is not None
+    own_redis.process.send_signal(signal.SIGSTOP)
     try:
-        asking = servers.Widget(port)
-        asking.resume()
-        asking.ask("q-1", "I lost my card")
-        asking.receive_until(servers.is_bot_message)
-        # Another tab, so that the answer has someone to publish to.
-        other_tab = servers.Widget(port, asking.token)
-        other_tab.resume(after_seq=2)
-
-        assert own_redis.process is not None
-        own_redis.process.send_signal(signal.SIGSTOP)
-        try:
-            ack = asking.ask("q-2", "How do I change my PIN?")
-            # Redis answers nothing; the asking tab is answered all the same.
-            answer = asking.receive_until(servers.is_bot_message, seconds=10)
-            assert answer["reply_to"] == ack["seq"]
-        finally:
-            own_redis.process.send_signal(signal.SIGCONT)
-
-        # And the other tab gets it once Redis answers again.
-        seen = other_tab.receive_until(
-            lambda f: f.get("seq") == answer["seq"], seconds=10
-        )
-        assert seen["text"] == answer["text"]
-        asking.close()
-        other_tab.close()
+        ack = asking.ask("q-2", "How do I change my PIN?")
+        # Redis answers nothing; the asking tab is answered all the same.
+        answer = asking.receive_until(servers.is_bot_message, seconds=10)
+        assert answer["reply_to"] == ack["seq"]
     finally:
-        servers.stop(server)
+        own_redis.process.send_signal(signal.SIGCONT)
+
+    # And the other tab gets it once Redis answers again.
+    seen = other_tab.receive_until(lambda f: f.get("seq") == answer["seq"], seconds=10)
+    assert seen["text"] == answer["text"]
+    asking.close()
+    other_tab.close()
 
 
 async def test_no_socket_is_refused_for_a_connection_redis_dropped(
