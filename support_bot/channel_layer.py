@@ -14,6 +14,11 @@ order they were asked for. A `group_send` still returns once Redis has taken
 its message and a `group_add` once its SUBSCRIBE is sent, and both still raise
 when Redis cannot be reached. Publishes no longer wait for subscriptions, nor
 subscriptions for publishes: they use different connections.
+
+It also tells whether a socket other than a given one may be in a group
+(`others_listening`), so that an answer publishes its typing notice and
+streamed text only when someone can see them; and while Redis is
+unreachable it logs that once, not a traceback every second.
 """
 
 import asyncio
@@ -66,11 +71,8 @@ class BatchingPubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
         if layer.groups.get(group_channel, set()) - {channel}:
             return True
         shard: _BatchingShard = layer._get_shard(group_channel)
-        reached = shard.reached.get(group_channel)
-        if reached is None:
-            return True
-        # This process is one of those reached while it has members.
-        return reached > (1 if group_channel in shard._subscribed_to else 0)
+        elsewhere = shard.reached_elsewhere.get(group_channel)
+        return elsewhere is None or elsewhere > 0
 
 
 class _Batches:
@@ -130,8 +132,9 @@ class _BatchingShard(RedisSingleShardConnection):  # type: ignore[misc]
         super().__init__(host, channel_layer)
         self._publishes = _Batches()
         self._subscribes = _Batches()
-        # Per group channel, how many processes the latest publish reached.
-        self.reached: dict[str, int] = {}
+        # Per group channel, how many other processes the latest publish
+        # reached.
+        self.reached_elsewhere: dict[str, int] = {}
 
     async def publish(self, channel: str, message: bytes) -> None:
         self._ensure_redis()
@@ -151,10 +154,12 @@ class _BatchingShard(RedisSingleShardConnection):  # type: ignore[misc]
             for channel, message in messages:
                 pipe.publish(channel, message)
             reached = await pipe.execute()
-        if len(self.reached) > REACHED_KEPT:
-            self.reached.clear()
+        if len(self.reached_elsewhere) > REACHED_KEPT:
+            self.reached_elsewhere.clear()
         for (channel, _), count in zip(messages, reached, strict=True):
-            self.reached[channel] = count
+            # This process was one of those reached if it is subscribed.
+            here = 1 if channel in self._subscribed_to else 0
+            self.reached_elsewhere[channel] = count - here
 
     async def _subscribe_all(self, channels: list[str]) -> None:
         # The library's lock keeps subscribing and unsubscribing in order.

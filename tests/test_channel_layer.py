@@ -104,6 +104,13 @@ async def test_a_layer_knows_whether_another_socket_listens(redis_url: str) -> N
     await elsewhere.group_add("conversation", other)
     await here.group_send("conversation", {"type": "note"})
     assert here.others_listening("conversation", asking)
+    # Counted while this process had no socket in the group, then one joins:
+    # the other process's tab is still there.
+    await here.group_discard("conversation", asking)
+    await here.group_send("conversation", {"type": "note"})
+    assert here.others_listening("conversation", None)
+    await here.group_add("conversation", asking)
+    assert here.others_listening("conversation", asking)
     await here.flush()
     await elsewhere.flush()
 
