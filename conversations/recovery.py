@@ -214,12 +214,10 @@ def answer_stranded() -> int:
     from support_bot.bot.engines import run_sync
     from support_bot.live import flush
 
-    from .replies import answer, drain
+    from .replies import answer
 
     async def answer_and_send(pending: Pending) -> None:
         await answer(pending.conversation_id, pending.seq)
-        # Before this task's event loop ends.
-        await drain()
         await flush()
 
     answered = 0

@@ -491,13 +491,14 @@ class _LiveText:
         # The model is slow to start or to go on, or storing is slow: the
         # other sockets hear that the bot is writing, and what it has
         # written so far.
-        self._timer = None
+        if self._timer is not None:
+            self._timer.cancel()  # due sooner, by the model's text
+            self._timer = None
         self._published_at = time.monotonic()
         self._layer.due = True
         if self._layer_sender is None and not self._closed:
-            self._layer_sender = asyncio.create_task(self._publish_all())
-            _publishing.add(self._layer_sender)
-            self._layer_sender.add_done_callback(_publishing.discard)
+            # Nothing waits for it; live.flush does, before a loop ends.
+            self._layer_sender = live.send_in_background(self._publish_all())
 
     async def _publish_all(self) -> None:
         try:
@@ -535,11 +536,6 @@ class _LiveText:
             # The asking socket went away (a reload): the answer goes on for
             # the conversation and is stored.
             self.listener = None
-
-
-# What answers publish to other sockets, still on its way after the answer
-# was stored; kept here so that the tasks are not collected meanwhile.
-_publishing: set["asyncio.Task[None]"] = set()
 
 
 class _Pending:
@@ -767,13 +763,9 @@ def _typing_frame(bot_name: str, stream_id: str, reply_to: int) -> dict[str, Any
 
 
 async def drain() -> None:
-    """Wait for the answers this process is still writing, and for what they
-    still publish to other sockets (shutdown, the worker's sweep, tests)."""
+    """Wait for the answers this process is still writing (shutdown, tests)."""
     while _running:
         await asyncio.gather(*list(_running), return_exceptions=True)
-    loop = asyncio.get_running_loop()
-    while publishing := [t for t in _publishing if t.get_loop() is loop]:
-        await asyncio.gather(*publishing, return_exceptions=True)
 
 
 async def draft_reply(conversation_id: Any) -> tuple[str, list[dict[str, Any]]]:

@@ -23,6 +23,7 @@ unreachable it logs that once, not a traceback every second.
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels_redis.pubsub import (
@@ -75,6 +76,9 @@ class BatchingPubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
         return elsewhere is None or elsewhere > 0
 
 
+_Send = Callable[[list[Any]], Awaitable[None]]
+
+
 class _Batches:
     """Items waiting to be sent, each with the future its caller awaits."""
 
@@ -82,7 +86,7 @@ class _Batches:
         self.waiting: list[tuple[Any, asyncio.Future[None]]] = []
         self.sender: asyncio.Task[None] | None = None
 
-    async def add(self, item: Any, send: Any) -> None:
+    async def add(self, item: Any, send: _Send) -> None:
         """Queue `item` and wait until `send`, given it and what piled up
         with it, has sent it."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -95,7 +99,7 @@ class _Batches:
         if self.sender is not None:
             await asyncio.gather(self.sender, return_exceptions=True)
 
-    async def _run(self, send: Any) -> None:
+    async def _run(self, send: _Send) -> None:
         batch: list[tuple[Any, asyncio.Future[None]]] = []
         try:
             while self.waiting:

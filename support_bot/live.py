@@ -10,6 +10,7 @@ import logging
 import uuid
 import weakref
 from collections import deque
+from collections.abc import Coroutine
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -80,9 +81,15 @@ def _queue(group: str, event: dict[str, Any]) -> None:
         waiting.append(event)
         return
     outbox[group] = deque([event])
-    task = loop.create_task(_send_queued(outbox, group))
+    send_in_background(_send_queued(outbox, group))
+
+
+def send_in_background(sending: Coroutine[Any, Any, None]) -> "asyncio.Task[None]":
+    """Run `sending` on its own task, which `flush` waits for."""
+    task = asyncio.get_running_loop().create_task(sending)
     _senders.add(task)
     task.add_done_callback(_senders.discard)
+    return task
 
 
 async def _send_queued(outbox: _Outbox, group: str) -> None:
@@ -95,8 +102,9 @@ async def _send_queued(outbox: _Outbox, group: str) -> None:
 
 
 async def flush() -> None:
-    """Wait until the events handed to this loop by database threads are sent
-    (before a loop of its own ends, as in a Celery task)."""
+    """Wait until the events handed to this loop by database threads, and
+    those sent in the background, are sent (before a loop of its own ends, as
+    in a Celery task)."""
     loop = asyncio.get_running_loop()
     while pending := [t for t in _senders if t.get_loop() is loop]:
         await asyncio.gather(*pending, return_exceptions=True)
