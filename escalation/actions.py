@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from conversations.actions import (
@@ -157,11 +158,26 @@ def _clip(text: str, limit: int) -> str:
 # --- Routing ------------------------------------------------------------------
 
 
+# How long an agent who closed their last console still counts as online: a
+# reload of the console closes its socket before the new page opens one.
+LEAVE_GRACE_SECONDS = 10.0
+
+
+def _present() -> Q:
+    """Agents with a console open that sent its heartbeat in time, or who
+    closed their last one within the grace period."""
+    now = timezone.now()
+    heard = now - datetime.timedelta(seconds=settings.AGENT_PRESENCE_TIMEOUT)
+    left = now - datetime.timedelta(seconds=LEAVE_GRACE_SECONDS)
+    return Q(last_seen_at__gte=heard) & (
+        Q(consoles_open__gt=0) | Q(last_seen_at__gte=left)
+    )
+
+
 def online_agents() -> list[tuple[AgentProfile, int]]:
     """Agents with a live console, each with their current load."""
-    since = timezone.now() - datetime.timedelta(seconds=settings.AGENT_PRESENCE_TIMEOUT)
     profiles = (
-        AgentProfile.objects.filter(last_seen_at__gte=since, user__is_active=True)
+        AgentProfile.objects.filter(_present(), user__is_active=True)
         .select_related("user")
         .annotate(
             owned=Count(
@@ -297,17 +313,50 @@ def stale_escalations(retry_after: float = 20) -> list[tuple[int, int | None]]:
         | Q(routed_at__lt=now - datetime.timedelta(seconds=retry_after)),
         status=Escalation.Status.QUEUED,
     ).values_list("id", flat=True)
+    present = AgentProfile.objects.filter(_present()).values("user_id")
     offered = Escalation.objects.filter(
+        Q(assigned_at__lt=now - datetime.timedelta(seconds=timeout))
+        | ~Q(assigned_to__in=present),
         status=Escalation.Status.ASSIGNED,
-        assigned_at__lt=now - datetime.timedelta(seconds=timeout),
     ).values_list("id", "assigned_to_id")
     return [(pk, None) for pk in queued] + list(offered)
 
 
 def record_heartbeat(user: Any) -> None:
+    """A console of `user` is open and answering: so at least one is."""
+    now = timezone.now()
     AgentProfile.objects.update_or_create(
-        user=user, defaults={"last_seen_at": timezone.now()}
+        user=user,
+        defaults={"last_seen_at": now, "consoles_open": Greatest("consoles_open", 1)},
+        create_defaults={"last_seen_at": now, "consoles_open": 1},
     )
+
+
+def console_opened(user: Any) -> None:
+    """Count a console the agent opened. A count left from consoles that
+    went silent without closing (a crashed server) starts again at one."""
+    with transaction.atomic():
+        profile, _ = AgentProfile.objects.select_for_update().get_or_create(user=user)
+        now = timezone.now()
+        since = now - datetime.timedelta(seconds=settings.AGENT_PRESENCE_TIMEOUT)
+        still_there = profile.last_seen_at is not None and profile.last_seen_at >= since
+        profile.consoles_open = profile.consoles_open + 1 if still_there else 1
+        profile.last_seen_at = now
+        profile.save(update_fields=["consoles_open", "last_seen_at"])
+
+
+def console_closed(user: Any) -> None:
+    """The agent closed a console (the page was closed or left). With none
+    left open they are offline once LEAVE_GRACE_SECONDS have passed, and
+    what was offered to them and not claimed goes to someone else (or back
+    to the queue) at the next sweep, instead of after the claim timeout."""
+    with transaction.atomic():
+        profile = AgentProfile.objects.select_for_update().filter(user=user).first()
+        if profile is None or profile.consoles_open == 0:
+            return
+        profile.consoles_open -= 1
+        profile.last_seen_at = timezone.now()
+        profile.save(update_fields=["consoles_open", "last_seen_at"])
 
 
 def agent_checked_in(user: Any, *, connected: bool = False) -> None:
@@ -317,7 +366,10 @@ def agent_checked_in(user: Any, *, connected: bool = False) -> None:
     so a sweep follows. With tasks inline (one process, no beat) the
     heartbeats are also what drives the sweep at all.
     """
-    record_heartbeat(user)
+    if connected:
+        console_opened(user)
+    else:
+        record_heartbeat(user)
     from support_bot.celery import app
 
     # On connecting, everything queued is routed now, however recently tried.

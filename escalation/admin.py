@@ -44,8 +44,8 @@ class EscalationAdmin(admin.ModelAdmin[Escalation]):
 
 @admin.register(AgentProfile)
 class AgentProfileAdmin(admin.ModelAdmin[AgentProfile]):
-    list_display = ["__str__", "capacity", "last_seen_at"]
-    readonly_fields = ["last_seen_at"]
+    list_display = ["__str__", "capacity", "consoles_open", "last_seen_at"]
+    readonly_fields = ["consoles_open", "last_seen_at"]
 
 
 @admin.register(SupportSettings)

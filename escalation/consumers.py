@@ -52,6 +52,12 @@ AGENT_TYPES = frozenset(
 )
 
 
+# Close codes of a console the agent closed: the page was closed or left
+# (1001), or the script closed it (1000). A dropped network (1006) or a
+# server restarting (1012) is not the agent leaving: the console comes back.
+LEFT_CODES = frozenset({1000, 1001})
+
+
 def agent_message_frame(message: Message) -> dict[str, Any]:
     return {**message.as_frame(), "metadata": message.metadata}
 
@@ -73,9 +79,16 @@ class AgentConsumer(PooledConsumer):
         await self._send_queue()
 
     async def disconnect(self, code: int) -> None:
-        if hasattr(self, "groups_joined"):  # refused sockets were never counted
-            metrics.socket_closed("agent")
-        for group in getattr(self, "groups_joined", []):
+        if not hasattr(self, "groups_joined"):  # refused: never counted
+            return
+        metrics.socket_closed("agent")
+        if code in LEFT_CODES:
+            try:
+                await db_async(actions.console_closed)(self.user)
+            except Exception:
+                # The console counts as open until its heartbeat times out.
+                logger.exception("Could not record that a console was closed")
+        for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive(

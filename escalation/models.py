@@ -80,8 +80,13 @@ class AgentProfile(models.Model):
     capacity = models.PositiveSmallIntegerField(
         default=3, help_text="Conversations this agent handles at once."
     )
-    # Refreshed by the agent console's heartbeat.
+    # Refreshed by the agent console's heartbeat, and set when the agent
+    # closes their last console.
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    # Consoles open, as the agent opened and closed them. A console cut off
+    # (a dropped network, a restarted server) is still counted: it comes
+    # back, and until it does the heartbeat timeout decides.
+    consoles_open = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:
         return self.name

@@ -256,3 +256,33 @@ def test_an_offer_whose_live_notice_was_lost_shows_after_a_heartbeat(
 
     expect(offer_shown).to_have_count(1)
     expect(offered_to.locator("#offer")).to_contain_text("offered to you")
+
+
+def agents_online(page: Page) -> float:
+    """The server's count of agents online, from its Prometheus metrics."""
+    body = page.request.get("/metrics").text()
+    return float(re.findall(r"^support_bot_agents_online (\S+)$", body, re.M)[0])
+
+
+def wait_for_agents_online(page: Page, wanted: Callable[[float], bool]) -> float:
+    count = agents_online(page)
+    for _ in range(50):
+        if wanted(count):
+            break
+        page.wait_for_timeout(500)
+        count = agents_online(page)
+    return count
+
+
+def test_closing_the_console_is_the_agent_leaving(page: Page, sign_in: SignIn) -> None:
+    """Chromium closes the console's socket as the page goes away (1001), so
+    the agent is offline once the reload grace (10 s, escalation/actions.py)
+    has passed, not after the heartbeat timeout of a minute. Earlier tests'
+    agents left the same way."""
+    page.goto("/")
+    dana = sign_in(*DANA)
+    assert wait_for_agents_online(page, lambda n: n >= 1) >= 1
+
+    dana.close()
+
+    assert wait_for_agents_online(page, lambda n: n == 0) == 0
