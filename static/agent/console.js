@@ -479,7 +479,10 @@
     // Enter keeps to it: sendReply does nothing with a blank box.
     ui.send.disabled = !mine || state.pendingReply !== null || !ui.reply.value.trim();
     ui.reply.readOnly = state.pendingReply !== null;
-    ui.suggest.disabled = !open || state.suggesting;
+    // A draft is for a reply someone can still send: not once the conversation
+    // is closed or back with the bot. Notes are for the record, so any time.
+    ui.suggest.disabled =
+      !open || state.suggesting || !['waiting', 'human'].includes(state.status);
     ui.suggest.textContent = state.suggesting ? 'Suggesting…' : 'Suggest reply';
     ui.addNote.disabled = !open;
     ui.cannedInsert.disabled = !state.current || !ui.canned.value;

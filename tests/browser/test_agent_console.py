@@ -135,9 +135,13 @@ def test_agent_takes_over_a_conversation_and_hands_it_back_resolved(
     expect(admin.get_by_role("alert")).to_contain_text("Already claimed")
     expect(admin.get_by_role("alert")).to_contain_text("Dana already took this one.")
 
+    expect(dana.get_by_role("button", name="Suggest reply")).to_be_enabled()
     dana.get_by_role("button", name="Resolve").click()
     expect(page.locator(".conv-status")).to_have_text("This conversation is closed.")
     expect(item).to_have_count(0)
+    # Nobody can send a draft for a closed conversation; a note is still kept.
+    expect(dana.get_by_role("button", name="Suggest reply")).to_be_disabled()
+    expect(dana.get_by_role("button", name="Add note")).to_be_enabled()
     assert note not in page.locator("support-chat-widget").inner_text()
 
     customer_says(page, CARD_QUESTION)
