@@ -1347,10 +1347,11 @@
 
   // Asks for 1 to 5 stars and an optional comment for the whole conversation:
   // when it is closed, or when the customer closes the panel after the bot
-  // answered at least once. Asked once per conversation (remembered across
-  // reloads); the server keeps the latest rating. Installed beside the rest
-  // of the widget rather than woven into it: it only adds two frame handlers,
-  // its own styles and one card.
+  // answered at least once. Asked until the customer rates or says "No
+  // thanks", which is remembered across reloads: a card left unanswered when
+  // the customer went to another page is shown again. The server keeps the
+  // latest rating. Installed beside the rest of the widget rather than woven
+  // into it: it only adds two frame handlers, its own styles and one card.
   function installConversationRating() {
     const askedKey = `sb:${config.origin}:rated`;
     const RATING_CSS = `
@@ -1435,7 +1436,6 @@
       const conversation = state.conversation;
       if (!conversation || !card.hidden) return place();
       if (storage.getItem(askedKey) === conversation) return;
-      save(askedKey, conversation);
       ratingFor = conversation;
       sendButton.disabled = skip.disabled = false;
       choose(0);
@@ -1467,7 +1467,10 @@
       const frame = { type: 'rate', score, comment: comment.value.trim() };
       if (!state.ready || !send(frame)) note.textContent = TEXT.notConnected;
     });
-    skip.addEventListener('click', dismiss);
+    skip.addEventListener('click', () => {
+      save(askedKey, ratingFor);
+      dismiss();
+    });
 
     HANDLERS.set('status', (frame) => {
       onStatus(frame);
@@ -1475,6 +1478,7 @@
     });
     HANDLERS.set('rate.saved', (frame) => {
       if (frame.conversation !== ratingFor) return;
+      save(askedKey, ratingFor);
       sendButton.disabled = skip.disabled = true;
       note.textContent = 'Thank you for your rating!';
       setTimeout(dismiss, 2000);

@@ -39,3 +39,32 @@ def test_closing_after_an_answer_asks_for_a_rating_once(
     page.get_by_role("button", name="Open chat").click()
     page.keyboard.press("Escape")
     expect(card).to_be_hidden()
+
+
+def test_a_rating_left_unanswered_is_asked_again_until_declined(
+    page: Page,
+) -> None:
+    page.get_by_role("button", name="Open chat").click()
+    expect(page.get_by_role("button", name="Talk to a person")).to_be_enabled()
+    page.get_by_label("Message").fill("My card still hasn't arrived")
+    page.get_by_label("Message").press("Enter")
+    expect(page.locator(".log .item-bot")).to_have_count(1)
+    page.keyboard.press("Escape")
+    card = page.get_by_role("group", name="Rate this conversation")
+    expect(card).to_be_visible()
+
+    # The customer goes on to another page of the site without answering.
+    page.reload()
+    expect(page.locator(".log .item-bot")).to_have_count(1)
+    expect(card).to_be_hidden()
+    page.get_by_role("button", name="Open chat").click()
+    page.keyboard.press("Escape")
+    expect(card).to_be_visible()
+
+    card.get_by_role("button", name="No thanks").click()
+    expect(card).to_be_hidden()
+    page.reload()
+    page.get_by_role("button", name="Open chat").click()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("button", name="Open chat")).to_be_visible()
+    expect(card).to_be_hidden()
