@@ -4,25 +4,30 @@ from the keyboard and reaches the server."""
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 pytestmark = pytest.mark.browser
 
 Frames = list[tuple[str, dict[str, Any]]]
 
 
-def test_closing_after_an_answer_asks_for_a_rating_once(
-    page: Page, frames: Frames
-) -> None:
+def ask_and_close(page: Page) -> Locator:
+    """Ask the bot a question, close the panel, and find the rating card."""
     page.get_by_role("button", name="Open chat").click()
     expect(page.get_by_role("button", name="Talk to a person")).to_be_enabled()
     page.get_by_label("Message").fill("My card still hasn't arrived")
     page.get_by_label("Message").press("Enter")
     expect(page.locator(".log .item-bot")).to_have_count(1)
-
     page.keyboard.press("Escape")
     card = page.get_by_role("group", name="Rate this conversation")
     expect(card).to_be_visible()
+    return card
+
+
+def test_closing_after_an_answer_asks_for_a_rating_once(
+    page: Page, frames: Frames
+) -> None:
+    card = ask_and_close(page)
     page.get_by_role("radio", name="1 out of 5").focus()
     for _ in range(3):
         page.keyboard.press("ArrowRight")
@@ -44,14 +49,7 @@ def test_closing_after_an_answer_asks_for_a_rating_once(
 def test_a_rating_left_unanswered_is_asked_again_until_declined(
     page: Page,
 ) -> None:
-    page.get_by_role("button", name="Open chat").click()
-    expect(page.get_by_role("button", name="Talk to a person")).to_be_enabled()
-    page.get_by_label("Message").fill("My card still hasn't arrived")
-    page.get_by_label("Message").press("Enter")
-    expect(page.locator(".log .item-bot")).to_have_count(1)
-    page.keyboard.press("Escape")
-    card = page.get_by_role("group", name="Rate this conversation")
-    expect(card).to_be_visible()
+    card = ask_and_close(page)
 
     # The customer goes on to another page of the site without answering.
     page.reload()
