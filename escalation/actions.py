@@ -133,10 +133,12 @@ def escalate_locked(
 
 
 def _summary(conversation: Conversation) -> str:
-    """For the agent's queue: the running summary's lines, then the latest
-    asks on a line of their own."""
+    """For the agent's queue: the running summary's lines, then on a line of
+    their own the latest asks the summary has not folded in yet."""
     asked = list(
-        conversation.messages.filter(role=Message.Role.CUSTOMER)
+        conversation.messages.filter(
+            role=Message.Role.CUSTOMER, seq__gt=conversation.summary_until_seq
+        )
         .order_by("-seq")
         .values_list("text", flat=True)[:3]
     )
