@@ -55,6 +55,9 @@
     nobody: 'Nobody is available right now.',
     contactAsk: 'Leave your email address and we will answer there too.',
     badEmail: 'Please enter an email address like name@example.com.',
+    tooLong: (max) =>
+      `Messages can be at most ${max.toLocaleString('en')} characters long. ` +
+      'Shorten this one, or send it in parts.',
   };
   // Light on purpose: the server validates for real (`invalid_email`).
   const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
@@ -294,7 +297,7 @@
   }
 
   function buildBody() {
-    const greetingText = h('div', { class: 'bubble' });
+    const greetingText = h('div', { class: 'bubble', dir: 'auto' });
     const greeting = h('div', { class: 'item item-bot greeting' }, greetingText);
     greeting.hidden = true;
     const log = h('div', { class: 'log', role: 'log', 'aria-live': 'polite' });
@@ -340,8 +343,12 @@
       id: 'sw-input',
       rows: '1',
       placeholder: 'Type your message…',
-      maxlength: String(state.maxChars),
+      dir: 'auto',
+      'aria-describedby': 'sw-count',
     });
+    // No maxlength on the input: it would cut a pasted text short without a
+    // word. The count shows near the limit, and past it says what to do.
+    const count = h('p', { class: 'count', id: 'sw-count' });
     const send = h('button', { type: 'button', class: 'send' }, 'Send');
     const human = h('button', { type: 'button', class: 'human' }, 'Talk to a person');
     human.disabled = true;
@@ -352,6 +359,7 @@
       queue.queueBox,
       conn,
       alert,
+      count,
       h(
         'div',
         { class: 'row' },
@@ -361,7 +369,7 @@
       ),
       human
     );
-    return { composer, conn, alert, input, send, human, ...queue };
+    return { composer, conn, alert, count, input, send, human, ...queue };
   }
 
   // Where a waiting customer stands, and, when nobody is online, a way to
@@ -414,6 +422,7 @@
     });
     parts.input.addEventListener('input', () => {
       autosize();
+      updateCount();
       noteTyping();
     });
     parts.send.addEventListener('click', () => submit());
@@ -638,7 +647,7 @@
     const limit = frame.limits && frame.limits.max_message_chars;
     if (Number.isInteger(limit) && limit > 0) {
       state.maxChars = limit;
-      ui.input.maxLength = limit;
+      updateCount();
     }
     // The server no longer knows the conversation on screen (a new visitor
     // token, say): what it replays next is all there is.
@@ -721,7 +730,7 @@
     if (typeof frame.stream !== 'string' || state.settled.has(frame.stream)) return;
     let preview = state.previews.get(frame.stream);
     if (!preview) {
-      const textEl = h('div', { class: 'bubble' });
+      const textEl = h('div', { class: 'bubble', dir: 'auto' });
       preview = { raw: '', textEl, el: h('div', { class: 'item item-bot' }, textEl) };
       state.previews.set(frame.stream, preview);
       ui.previews.append(preview.el);
@@ -914,8 +923,8 @@
       : '';
     const bubble = h(
       'div',
-      { class: 'bubble' },
-      h('span', { class: 'sr' }, `${speaker(role, author)}: `),
+      { class: 'bubble', dir: 'auto' },
+      srLabel(`${speaker(role, author)}: `),
       String(frame.text ?? '')
     );
     const seq = String(frame.seq);
@@ -967,11 +976,17 @@
     return group;
   }
 
+  // A bubble's direction comes from its first letters (dir="auto"), so the
+  // English label for screen readers is marked as such and not counted.
+  function srLabel(text) {
+    return h('span', { class: 'sr', dir: 'ltr' }, text);
+  }
+
   function showPending(entry) {
     const el = h(
       'div',
       { class: 'item item-customer' },
-      h('div', { class: 'bubble' }, h('span', { class: 'sr' }, 'You: '), entry.text),
+      h('div', { class: 'bubble', dir: 'auto' }, srLabel('You: '), entry.text),
       h('div', { class: 'delivery' })
     );
     setDelivery(el, 'sending');
@@ -1031,8 +1046,9 @@
   function submit() {
     const text = ui.input.value.trim();
     if (!text) return;
-    if (text.length > state.maxChars) {
-      showAlert(`Messages can be at most ${state.maxChars} characters long.`);
+    if (charCount(text) > state.maxChars) {
+      showAlert(TEXT.tooLong(state.maxChars));
+      ui.input.focus();
       return;
     }
     const entry = { client_id: newClientId(), text };
@@ -1041,6 +1057,7 @@
     showPending(entry);
     ui.input.value = '';
     autosize();
+    updateCount();
     showAlert('');
     stopTyping();
     // Someone waiting for an answer does not wait out the backoff.
@@ -1101,6 +1118,34 @@
 
   function showAlert(text) {
     ui.alert.textContent = text;
+  }
+
+  // Characters as the server counts them (code points, so an emoji is one).
+  function charCount(text) {
+    let n = 0;
+    for (const _ of text) n += 1;
+    return n;
+  }
+
+  function updateCount() {
+    const used = charCount(ui.input.value.trim());
+    const max = state.maxChars;
+    const over = used > max;
+    const fmt = (n) => n.toLocaleString('en');
+    let text = '';
+    if (over) {
+      text = `${fmt(used)} of ${fmt(max)} characters: ${fmt(used - max)} too many.`;
+    } else if (used >= max * 0.9) {
+      text = `${fmt(used)} of ${fmt(max)} characters.`;
+    }
+    if (ui.count.textContent !== text) ui.count.textContent = text;
+    ui.count.classList.toggle('over', over);
+    if (over) {
+      ui.input.setAttribute('aria-invalid', 'true');
+    } else {
+      ui.input.removeAttribute('aria-invalid');
+      if (ui.alert.textContent === TEXT.tooLong(max)) showAlert('');
+    }
   }
 
   function updateButtons() {
@@ -1287,10 +1332,11 @@
     }
 
     .composer { padding: 10px 12px 12px; border-top: 1px solid var(--line); }
-    .conn, .alert { margin: 0 0 8px; font-size: 12.5px; }
-    .conn { color: var(--muted); }
-    .alert { color: var(--danger); }
-    .conn:empty, .alert:empty { display: none; }
+    .conn, .alert, .count { margin: 0 0 8px; font-size: 12.5px; }
+    .conn, .count { color: var(--muted); }
+    .alert, .count.over { color: var(--danger); }
+    .conn:empty, .alert:empty, .count:empty { display: none; }
+    textarea[aria-invalid="true"] { border-color: var(--danger); }
     .row { display: flex; align-items: flex-end; gap: 8px; }
     textarea {
       flex: 1; min-height: 40px; max-height: 120px; resize: none;
@@ -1375,6 +1421,8 @@
       .rating .row { align-items: center; }
       .rating-note { margin: 6px 0 0; color: var(--muted); }
       .rating-note:empty { display: none; }
+      .rating.done > :not(.rating-note) { display: none; }
+      .rating.done .rating-note { margin: 0; color: inherit; }
     `;
     let score = 0;
     let ratingFor = null;
@@ -1437,6 +1485,7 @@
       if (!conversation || !card.hidden) return place();
       if (storage.getItem(askedKey) === conversation) return;
       ratingFor = conversation;
+      card.classList.remove('done');
       sendButton.disabled = skip.disabled = false;
       choose(0);
       comment.value = '';
@@ -1445,10 +1494,11 @@
       place();
     }
 
-    // In the panel while it is open, above the launcher while it is closed.
+    // In the panel while it is open, above the launcher while it is closed
+    // (and after it, so that Tab goes from the launcher to the card).
     function place() {
       if (isOpen()) ui.composer.prepend(card);
-      else ui.panel.after(card);
+      else ui.launcher.after(card);
       card.classList.toggle('floating', !isOpen());
     }
 
@@ -1480,6 +1530,10 @@
       if (frame.conversation !== ratingFor) return;
       save(askedKey, ratingFor);
       sendButton.disabled = skip.disabled = true;
+      // Only the thanks is left, so the conversation above stays in view.
+      const focusInside = card.contains(ui.shadow.activeElement);
+      card.classList.add('done');
+      if (focusInside) (isOpen() ? ui.input : ui.launcher).focus();
       note.textContent = 'Thank you for your rating!';
       setTimeout(dismiss, 2000);
     });

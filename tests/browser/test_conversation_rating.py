@@ -38,6 +38,10 @@ def test_closing_after_an_answer_asks_for_a_rating_once(
     card.get_by_role("button", name="Send").click()
 
     expect(card).to_contain_text("Thank you for your rating!")
+    # Only the thanks stays, not a form that can no longer be sent (looked at
+    # once, at once: the whole card goes two seconds later).
+    assert not card.get_by_role("radio", name="4 out of 5").is_visible()
+    assert not card.get_by_role("button", name="Send").is_visible()
     expect(card).to_be_hidden()
     rated = [f for way, f in frames if way == "sent" and f["type"] == "rate"]
     assert rated == [{"type": "rate", "score": 4, "comment": "<b>Quick</b>, thanks"}]
@@ -58,6 +62,10 @@ def test_a_rating_left_unanswered_is_asked_again_until_declined(
     page.get_by_role("button", name="Open chat").click()
     page.keyboard.press("Escape")
     expect(card).to_be_visible()
+    # From the launcher, where Escape left the focus, Tab reaches the card.
+    expect(page.get_by_role("button", name="Open chat")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(card.get_by_role("radio", name="1 out of 5")).to_be_focused()
 
     card.get_by_role("button", name="No thanks").click()
     expect(card).to_be_hidden()

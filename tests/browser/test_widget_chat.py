@@ -224,6 +224,51 @@ def test_keyboard_alone_opens_sends_and_closes(page: Page) -> None:
     expect(launcher).to_be_focused()
 
 
+def test_a_text_over_the_limit_is_kept_whole_until_shortened(
+    page: Page, frames: Frames
+) -> None:
+    open_widget(page)
+    box = page.get_by_label("Message")
+    count = page.locator(".count")
+    # As a paste arrives: nothing of it may be cut off.
+    too_long = "Please read this. " + "x" * 3990
+    box.fill(too_long)
+
+    expect(box).to_have_value(too_long)
+    expect(count).to_have_text("4,008 of 4,000 characters: 8 too many.")
+    expect(box).to_have_attribute("aria-invalid", "true")
+    box.press("Enter")
+    expect(page.get_by_role("alert")).to_contain_text("at most 4,000 characters")
+    expect(box).to_have_value(too_long)
+    assert sent(frames, "message") == []
+
+    # Counted as the server counts: an emoji is one character, not two.
+    at_limit = "\N{GRINNING FACE}" * 4000
+    box.fill(at_limit)
+    expect(count).to_have_text("4,000 of 4,000 characters.")
+    expect(page.get_by_role("alert")).to_be_hidden()
+    box.press("Enter")
+    expect(page.locator(".log .item-customer .delivery")).to_have_count(0)
+    assert [f["text"] for f in sent(frames, "message")] == [at_limit]
+    expect(count).to_be_hidden()
+
+
+def test_right_to_left_text_reads_right_to_left(page: Page) -> None:
+    open_widget(page)
+    hebrew = "\u05d0\u05d9\u05e4\u05d4 \u05d4\u05db\u05e8\u05d8\u05d9\u05e1?"
+    box = page.get_by_label("Message")
+    box.fill(hebrew)
+    assert box.evaluate("el => getComputedStyle(el).direction") == "rtl"
+    box.press("Enter")
+    send(page, "Where is my card?")
+
+    direction = "el => getComputedStyle(el).direction"
+    expect(customer_bubbles(page, "Where is my card?")).to_have_count(1)
+    assert customer_bubbles(page, hebrew).evaluate(direction) == "rtl"
+    assert customer_bubbles(page, "Where is my card?").evaluate(direction) == "ltr"
+    assert box.evaluate(direction) == "ltr"
+
+
 OUTBOX_JS = """() => {
   const key = Object.keys(localStorage).find((k) => k.endsWith(':outbox'));
   return key ? localStorage.getItem(key) : null;
