@@ -57,6 +57,11 @@ NOBODY_NOTICE = (
     "Nobody from our support team is available right now. Your conversation "
     "stays in our queue and a person will reply here."
 )
+# When the agent who had the conversation is no longer online.
+AGENT_LEFT_NOTICE = (
+    "{name} from support had to leave. I've asked another person from our "
+    "support team to take over; they'll reply right here."
+)
 # When agents are online but each has as many conversations as they take.
 BUSY_NOTICE = (
     "Everyone on our support team is helping other customers right now. "
@@ -324,6 +329,59 @@ def stale_escalations(retry_after: float = 20) -> list[tuple[int, int | None]]:
     return [(pk, None) for pk in queued] + list(offered)
 
 
+def abandoned_conversations() -> list[tuple[Any, int]]:
+    """Conversations whose agent is no longer online: (id, agent)."""
+    present = AgentProfile.objects.filter(_present()).values("user_id")
+    return list(
+        Conversation.objects.filter(status=Conversation.Status.HUMAN)
+        .exclude(agent__in=present)
+        .values_list("id", "agent_id")
+    )
+
+
+def return_abandoned(conversation_id: Any, user_id: int) -> bool:
+    """Put a conversation whose agent left back in the queue, and route it.
+
+    Nothing else could take it from them: only its owner may reply, resolve
+    or hand it back, and claiming it is refused while someone has it.
+    """
+    with transaction.atomic():
+        conversation = lock_conversation(conversation_id)
+        if (
+            conversation.status != Conversation.Status.HUMAN
+            or conversation.agent_id != user_id
+            # Back in the meantime (the sweep's list was read unlocked).
+            or AgentProfile.objects.filter(_present(), user_id=user_id).exists()
+        ):
+            return False
+        left = agent_name(conversation.agent) if conversation.agent else "Our agent"
+        escalation = _open_escalation(conversation)
+        if escalation is None:
+            # Unlikely (every claim has one); start a record for the queue.
+            escalation = Escalation.objects.create(
+                conversation=conversation,
+                reason=Escalation.Reason.CUSTOMER_REQUEST,
+                summary=_summary(conversation),
+            )
+        escalation.status = Escalation.Status.QUEUED
+        escalation.assigned_to = None
+        escalation.routed_at = None
+        escalation.told_no_agent = False
+        escalation.save()
+        conversation.status = Conversation.Status.WAITING
+        conversation.agent = None
+        conversation.save(update_fields=["status", "agent", "updated_at"])
+        append_system_message(conversation, AGENT_LEFT_NOTICE.format(name=left))
+        _announce_owner(conversation, "agent_left")
+    logger.info(
+        "Conversation of agent %s, who left, put back in the queue",
+        user_id,
+        extra={"conversation_id": str(conversation_id)},
+    )
+    route_escalation(escalation.pk, exclude_user_id=user_id)
+    return True
+
+
 def record_heartbeat(user: Any) -> None:
     """A console of `user` is open and answering: so at least one is."""
     now = timezone.now()
@@ -385,14 +443,18 @@ def agent_checked_in(user: Any, *, connected: bool = False) -> None:
 
 
 def sweep_escalations(retry_after: float = 20.0) -> int:
-    """Route what routing left behind; take back offers past the timeout."""
+    """Route what routing left behind; take back offers past the timeout,
+    and conversations from agents who left."""
+    abandoned = abandoned_conversations()
+    for conversation_id, agent_id in abandoned:
+        return_abandoned(conversation_id, agent_id)
     stale = stale_escalations(retry_after)
     for escalation_id, offered_to in stale:
         if offered_to is None:
             route_escalation(escalation_id)
         else:
             release_unclaimed(escalation_id, offered_to)
-    return len(stale)
+    return len(abandoned) + len(stale)
 
 
 def agent_group(user_id: Any) -> str:

@@ -7,12 +7,14 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from conversations import consumers
+from conversations.actions import ActionError
 from escalation import actions
 from escalation.models import AgentProfile, Escalation
-from tests.agents import make_agent, open_console, receive_type
+from tests.agents import make_agent, open_console, receive_type, take_over
 from tests.widget import receive_until, resume
 
 PAGE_CLOSED = 1001
@@ -146,3 +148,62 @@ def test_an_offer_to_an_agent_who_left_goes_to_someone_else_at_the_sweep(
     escalation.refresh_from_db()
     assert (escalation.status, escalation.assigned_to) == ("assigned", second)
     assert Escalation.objects.count() == 1
+
+
+def test_a_conversation_whose_agent_left_goes_back_to_the_queue(
+    transactional_db: None, no_grace: None
+) -> None:
+    from tests.test_escalation_routing import escalate_new_conversation
+
+    dana = make_agent("dana")
+    escalation = escalate_new_conversation()
+    conversation = actions.claim_conversation(dana, escalation.conversation_id)
+    eve = make_agent("eve")
+
+    actions.sweep_escalations()  # dana is still there
+    conversation.refresh_from_db()
+    assert (conversation.status, conversation.agent) == ("human", dana)
+
+    actions.console_closed(dana)
+    actions.sweep_escalations()
+
+    conversation.refresh_from_db()
+    escalation.refresh_from_db()
+    assert (conversation.status, conversation.agent) == ("waiting", None)
+    assert (escalation.status, escalation.assigned_to) == ("assigned", eve)
+    assert Escalation.objects.count() == 1
+    told = conversation.messages.order_by("-seq").first()
+    assert told is not None
+    assert told.text == actions.AGENT_LEFT_NOTICE.format(name="Dana")
+    # Eve takes it as any other offer.
+    actions.claim_conversation(eve, conversation.pk)
+    conversation.refresh_from_db()
+    assert (conversation.status, conversation.agent) == ("human", eve)
+    assert actions.sweep_escalations() == 0
+
+
+async def test_the_customer_of_an_agent_who_left_is_told_and_not_stranded(
+    connect: Any, kb: Any
+) -> None:
+    widget = await connect()
+    await resume(widget)
+    console, conversation = await take_over(widget, "dana")
+    dana = await get_user_model().objects.aget(username="dana")
+    # Her network went and never came back: silent past the heartbeat timeout.
+    await console.disconnect(code=CONNECTION_LOST)
+    long_ago = timezone.now() - datetime.timedelta(hours=1)
+    await AgentProfile.objects.filter(user=dana).aupdate(last_seen_at=long_ago)
+
+    await sync_to_async(actions.sweep_escalations)()
+
+    frames = await receive_until(
+        widget, lambda f: f["type"] == "status" and f["status"] == "waiting"
+    )
+    assert frames[-1]["reason"] == "agent_left"
+    notices = [f["text"] for f in frames if f["type"] == "message"]
+    assert notices == [actions.AGENT_LEFT_NOTICE.format(name="Dana")]
+    # Dana, back later, finds it gone from her hands.
+    with pytest.raises(ActionError) as refused:
+        await sync_to_async(actions.post_agent_message)(dana, conversation, "c9", "Hi")
+    assert refused.value.code == "not_owner"
+    await widget.disconnect()
