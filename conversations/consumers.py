@@ -122,6 +122,7 @@ class WidgetConsumer(PooledConsumer):
         self.own_streams: deque[str] = deque(maxlen=16)
         self.settled_streams: deque[str] = deque(maxlen=actions.SETTLED_STREAMS)
         await self.accept()
+        live.tell_when_resumed(self.channel_layer, self.channel_name)
         metrics.socket_opened("widget")
         self.hello_timer = asyncio.create_task(self._close_without_hello())
         self.stranded_timer: asyncio.Task[None] | None = None
@@ -138,6 +139,7 @@ class WidgetConsumer(PooledConsumer):
         if self.queue_timer is not None:
             self.queue_timer.cancel()
         metrics.socket_closed("widget")
+        live.forget(self.channel_layer, self.channel_name)
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
 
@@ -532,6 +534,24 @@ class WidgetConsumer(PooledConsumer):
 
     async def visitor_erased(self, event: dict[str, Any]) -> None:
         await self.close(code=VISITOR_ERASED_CLOSE_CODE)
+
+    async def layer_resumed(self, event: dict[str, Any]) -> None:
+        """The channel layer lost Redis for a while, and with it whatever was
+        published meanwhile: catch up from the database, as a widget that
+        reconnects would."""
+        if self.visitor is None:
+            return
+        if self.conversation_id is None:
+            latest = await db_async(latest_conversation_id)(self.visitor.pk)
+            if latest is None:
+                return
+            await self._join_conversation(latest)
+        async with self.deliver_lock:
+            if self.sent_seq is not None:
+                await self._send_stored_after(self.sent_seq, replay=False)
+        status = await self._send_status("", None)
+        if status == Conversation.Status.WAITING:
+            await self._send_queue_place()
 
     async def visitor_conversation(self, event: dict[str, Any]) -> None:
         # Another tab of this visitor started the first conversation.

@@ -68,10 +68,12 @@ class AgentConsumer(PooledConsumer):
         if self.user is None or not await db_async(actions.is_agent)(self.user):
             await self.close(code=4403)
             return
-        self.opened: set[str] = set()
+        # Per opened conversation, the last seq sent to this socket.
+        self.opened: dict[str, int] = {}
         self.typing_in: set[str] = set()
         self.groups_joined: list[str] = []
         await self.accept()
+        live.tell_when_resumed(self.channel_layer, self.channel_name)
         metrics.socket_opened("agent")
         await self._join(actions.AGENTS_LIVE_GROUP)
         await self._join(actions.agent_group(self.user.pk))
@@ -82,6 +84,7 @@ class AgentConsumer(PooledConsumer):
         if not hasattr(self, "groups_joined"):  # refused: never counted
             return
         metrics.socket_closed("agent")
+        live.forget(self.channel_layer, self.channel_name)
         if code in LEFT_CODES:
             try:
                 await db_async(actions.console_closed)(self.user)
@@ -135,22 +138,30 @@ class AgentConsumer(PooledConsumer):
         after_seq = parse_after_seq(frame) if "after_seq" in frame else 0
         transcript = await db_async(actions.transcript)(conversation)
         if conversation not in self.opened:
-            self.opened.add(conversation)
+            self.opened[conversation] = after_seq
             for group in _groups(conversation):
                 await self._join(group)
         await self.send_json(transcript)
+        await self._send_stored_after(conversation, after_seq)
+
+    async def _send_stored_after(self, conversation: str, after_seq: int) -> None:
         while True:
             page = await db_async(messages_after)(conversation, after_seq, 200)
             for message in page:
                 await self.send_json(agent_message_frame(message))
                 after_seq = message.seq
+                self._sent(conversation, message.seq)
             if len(page) < 200:
                 break
+
+    def _sent(self, conversation: str, seq: int) -> None:
+        if conversation in self.opened and seq > self.opened[conversation]:
+            self.opened[conversation] = seq
 
     async def on_close(self, frame: dict[str, Any]) -> None:
         conversation = _conversation(frame)
         if conversation in self.opened:
-            self.opened.discard(conversation)
+            del self.opened[conversation]
             for group in _groups(conversation):
                 await self.channel_layer.group_discard(group, self.channel_name)
 
@@ -281,9 +292,21 @@ class AgentConsumer(PooledConsumer):
         await self.send_json(event["frame"])
 
     async def conversation_message(self, event: dict[str, Any]) -> None:
+        frame = event["frame"]
         await self.send_json(
-            {**event["frame"], "metadata": event.get("metadata", {}), "replay": False}
+            {**frame, "metadata": event.get("metadata", {}), "replay": False}
         )
+        self._sent(frame["conversation"], frame["seq"])
+
+    async def layer_resumed(self, event: dict[str, Any]) -> None:
+        """The channel layer lost Redis for a while, and with it whatever was
+        published meanwhile: the queue, and each opened conversation's
+        messages and status, again from the database."""
+        await self._send_queue()
+        for conversation, sent in list(self.opened.items()):
+            transcript = await db_async(actions.transcript)(conversation)
+            await self.send_json(transcript)
+            await self._send_stored_after(conversation, sent)
 
     async def conversation_delta(self, event: dict[str, Any]) -> None:
         # The console shows stored messages only: the bot's streamed pieces

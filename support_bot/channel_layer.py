@@ -17,8 +17,11 @@ subscriptions for publishes: they use different connections.
 
 It also tells whether a socket other than a given one may be in a group
 (`others_listening`), so that an answer publishes its typing notice and
-streamed text only when someone can see them; and while Redis is
-unreachable it logs that once, not a traceback every second.
+streamed text only when someone can see them; while Redis is unreachable it
+logs that once, not a traceback every second; and when its pub/sub
+connection comes back after a loss, it tells the sockets that asked
+(`tell_when_resumed`) with a `layer.resumed` event, since whatever was
+published to them in between is gone and only the database has it.
 """
 
 import asyncio
@@ -40,6 +43,8 @@ logger = logging.getLogger(__name__)
 # Groups whose latest publish count is kept (a few hundred bytes each).
 REACHED_KEPT = 50_000
 
+RESUMED = {"type": "layer.resumed"}
+
 
 class BatchingPubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
     """`RedisPubSubChannelLayer`, batching what waits to be sent (see above)."""
@@ -54,6 +59,7 @@ class BatchingPubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
             layer._shards = [
                 _BatchingShard(shard.host, layer) for shard in layer._shards
             ]
+            layer.resume_listeners = set()
             self._layers[loop] = layer
             _wrap_close(self, loop)
         return layer
@@ -74,6 +80,14 @@ class BatchingPubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
         shard: _BatchingShard = layer._get_shard(group_channel)
         elsewhere = shard.reached_elsewhere.get(group_channel)
         return elsewhere is None or elsewhere > 0
+
+    def tell_when_resumed(self, channel: str) -> None:
+        """Send `channel` a `layer.resumed` event each time the pub/sub
+        connection is back after it was lost."""
+        self._get_layer().resume_listeners.add(channel)
+
+    def forget(self, channel: str) -> None:
+        self._get_layer().resume_listeners.discard(channel)
 
 
 _Send = Callable[[list[Any]], Awaitable[None]]
@@ -139,6 +153,34 @@ class _BatchingShard(RedisSingleShardConnection):  # type: ignore[misc]
         # Per group channel, how many other processes the latest publish
         # reached.
         self.reached_elsewhere: dict[str, int] = {}
+
+    def _ensure_redis(self) -> None:
+        fresh = self._pubsub is None
+        super()._ensure_redis()
+        if fresh:
+            # redis-py calls the pub/sub client's `on_connect` (kept as a
+            # weak method) on each of its connections, to subscribe again.
+            self._pubsub.on_connect = self._pubsub_connected
+
+    async def _pubsub_connected(self, connection: Any) -> None:
+        pubsub = self._pubsub
+        if pubsub is None:
+            return
+        # With subscriptions to make again, this is a reconnection.
+        lost = bool(pubsub.channels)
+        await type(pubsub).on_connect(pubsub, connection)
+        if lost:
+            self._resumed()
+
+    def _resumed(self) -> None:
+        layer = self.channel_layer
+        logger.info("The channel layer subscribed again after losing Redis")
+        for channel in list(layer.resume_listeners):
+            queue = layer.channels.get(channel)
+            if queue is None:
+                layer.resume_listeners.discard(channel)
+            else:
+                queue.put_nowait(layer.channel_layer.serialize(RESUMED))
 
     async def publish(self, channel: str, message: bytes) -> None:
         self._ensure_redis()

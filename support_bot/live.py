@@ -110,6 +110,21 @@ async def flush() -> None:
         await asyncio.gather(*pending, return_exceptions=True)
 
 
+def tell_when_resumed(layer: Any, channel: str) -> None:
+    """Have `channel` receive `layer.resumed` when the layer is back after
+    losing Redis, where the layer can tell (the in-process one never loses
+    anything)."""
+    tell = getattr(layer, "tell_when_resumed", None)
+    if tell is not None:
+        tell(channel)
+
+
+def forget(layer: Any, channel: str) -> None:
+    forget_channel = getattr(layer, "forget", None)
+    if forget_channel is not None:
+        forget_channel(channel)
+
+
 def send_after_commit(group: str, event: dict[str, Any]) -> None:
     """Send `event` to `group` once the current transaction commits."""
     transaction.on_commit(lambda: send_now(group, event))

@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 import redis
+from asgiref.sync import sync_to_async
 from websockets.exceptions import ConnectionClosedError
 
+from escalation.actions import NOBODY_NOTICE, WAITING_NOTICE
 from support_bot.channel_layer import BatchingPubSubChannelLayer
 from support_bot.consumers import LAYER_DOWN_CLOSE_CODE
 from tests import servers
@@ -225,3 +227,111 @@ async def test_no_socket_is_refused_for_a_connection_redis_dropped(
 
     assert all(isinstance(c, str) for c in opened), opened
     await layer.flush()
+
+
+async def test_sockets_that_asked_are_told_when_the_layer_is_back(
+    own_redis: RedisServer,
+) -> None:
+    layer = BatchingPubSubChannelLayer(hosts=[own_redis.url])
+    asked, other = await layer.new_channel(), await layer.new_channel()
+    layer.tell_when_resumed(asked)
+    await layer.group_add("conversation", asked)
+    await layer.group_add("conversation", other)
+
+    # Redis drops the pub/sub connection (a restart, a failover).
+    admin = redis.Redis.from_url(own_redis.url)
+    admin.client_kill_filter(_type="pubsub")
+
+    told = await asyncio.wait_for(layer.receive(asked), 10)
+    assert told == {"type": "layer.resumed"}
+    # And the group is live again for both.
+    await layer.group_send("conversation", {"type": "note"})
+    assert await asyncio.wait_for(layer.receive(asked), 10) == {"type": "note"}
+    assert await asyncio.wait_for(layer.receive(other), 10) == {"type": "note"}
+    await layer.flush()
+
+
+async def test_a_widget_gets_what_was_published_while_the_layer_was_away(
+    own_redis: RedisServer,
+    connect: Any,
+    kb: Any,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from channels.layers import channel_layers
+
+    from conversations import actions
+    from conversations.models import Visitor
+    from support_bot import live
+    from tests.widget import receive_until, resume
+
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "support_bot.channel_layer.BatchingPubSubChannelLayer",
+            "CONFIG": {"hosts": [own_redis.url]},
+        }
+    }
+    channel_layers.backends.clear()
+    widget = await connect()
+    await resume(widget)
+    visitor = await Visitor.objects.aget()
+
+    # A hand-over is stored while Redis is away: its live events are lost.
+    with monkeypatch.context() as lost:
+        lost.setattr(live, "send_now", lambda group, event: None)
+        await sync_to_async(actions.request_human)(visitor)
+    assert await widget.receive_nothing(timeout=0.5)
+
+    # Redis drops the layer's pub/sub connection; the layer connects again.
+    redis.Redis.from_url(own_redis.url).client_kill_filter(_type="pubsub")
+
+    frames = await receive_until(
+        widget, lambda f: f["type"] == "status" and f["status"] == "waiting"
+    )
+    texts = [f["text"] for f in frames if f["type"] == "message"]
+    # Routing found nobody online and said so too, also unpublished.
+    assert texts == [WAITING_NOTICE, NOBODY_NOTICE]
+
+
+async def test_a_console_gets_what_was_published_while_the_layer_was_away(
+    own_redis: RedisServer,
+    connect: Any,
+    kb: Any,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from channels.layers import channel_layers
+
+    from conversations import actions
+    from conversations.models import Visitor
+    from support_bot import live
+    from tests.agents import receive_type, take_over
+    from tests.widget import resume
+
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "support_bot.channel_layer.BatchingPubSubChannelLayer",
+            "CONFIG": {"hosts": [own_redis.url]},
+        }
+    }
+    channel_layers.backends.clear()
+    widget = await connect()
+    await resume(widget)
+    console, conversation = await take_over(widget)
+    await console.send_json_to({"type": "open", "conversation": conversation})
+    await receive_type(console, "transcript")
+    # The replay of what is stored ends with the agent joining.
+    await receive_type(console, "message", text="Dana from support joined.")
+    visitor = await Visitor.objects.aget()
+
+    with monkeypatch.context() as lost:
+        lost.setattr(live, "send_now", lambda group, event: None)
+        await sync_to_async(actions.post_customer_message_once)(
+            visitor, "c-while-away", "Are you still there?"
+        )
+
+    redis.Redis.from_url(own_redis.url).client_kill_filter(_type="pubsub")
+
+    message = await receive_type(console, "message", text="Are you still there?")
+    assert message["conversation"] == conversation
+    await console.disconnect()
