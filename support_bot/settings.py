@@ -132,7 +132,13 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "support_bot.channel_layer.BatchingPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # Pub/sub channels are shared by all of a server's databases:
+            # the database number in their names keeps two deployments on
+            # one Redis server (each on its own database) apart.
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": f"asgi.db{urlsplit(REDIS_URL).path.strip('/') or '0'}",
+            },
         }
     }
     CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=_redis_db(REDIS_URL, 1))

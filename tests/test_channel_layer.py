@@ -2,6 +2,10 @@
 in order; both layers tell whether another socket listens."""
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -127,3 +131,44 @@ async def test_one_process_knows_whether_another_socket_listens(settings: Any) -
 
     await layer.group_add("conversation", tab)
     assert live.others_listening("conversation", asking)
+
+
+def layer_config_for(redis_url: str) -> dict[str, Any]:
+    """The channel layer's CONFIG that the settings build for `redis_url`."""
+    code = (
+        "import json; from django.conf import settings; "
+        "print(json.dumps(settings.CHANNEL_LAYERS['default']['CONFIG']))"
+    )
+    env = {**os.environ, "REDIS_URL": redis_url, "CELERY_BROKER_URL": ""}
+    env["DJANGO_SETTINGS_MODULE"] = "support_bot.settings"
+    out = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    config: dict[str, Any] = json.loads(out.stdout)
+    return config
+
+
+@pytest.mark.redis
+async def test_deployments_on_two_databases_of_one_redis_hear_only_their_own(
+    redis_url: str,
+) -> None:
+    """Redis pub/sub ignores database numbers; the layer's names must not."""
+    base = redis_url.rsplit("/", 1)[0]
+    ours = BatchingPubSubChannelLayer(**layer_config_for(f"{base}/8"))
+    also_ours = BatchingPubSubChannelLayer(**layer_config_for(f"{base}/8"))
+    theirs = BatchingPubSubChannelLayer(**layer_config_for(f"{base}/9"))
+    mine, their_socket = await ours.new_channel(), await theirs.new_channel()
+    await ours.group_add("agents", mine)
+    await theirs.group_add("agents", their_socket)
+
+    await also_ours.group_send("agents", {"type": "note", "k": "ours"})
+
+    assert (await asyncio.wait_for(ours.receive(mine), 5))["k"] == "ours"
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(theirs.receive(their_socket), 0.5)
+    for layer in (ours, also_ours, theirs):
+        await layer.flush()
