@@ -55,17 +55,52 @@ def decode(text: str | None, types: frozenset[str] = CLIENT_TYPES) -> dict[str, 
         raise FrameError("frame_too_large", "That frame is too large to process.")
     try:
         frame = json.loads(text)
-        # JSON may escape lone surrogates ("\ud800"), which no database or
-        # tokenizer accepts: refuse them here, for every field at once.
-        json.dumps(frame, ensure_ascii=False).encode()
     except (ValueError, RecursionError):
         raise FrameError("bad_json", "That frame is not valid JSON.") from None
+    if "\\u" in text and not _well_formed(frame):
+        # JSON may escape lone surrogates ("\ud83d", half an emoji cut off),
+        # which no database or tokenizer accepts: refused here, for every
+        # field at once, naming the message so the widget can settle it.
+        raise FrameError(
+            "bad_json",
+            "That frame has text that is not valid Unicode (half an emoji?).",
+            **_client_id_of(frame),
+        )
     if not isinstance(frame, dict):
         raise FrameError("bad_json", "A frame must be a JSON object.")
     kind = frame.get("type")
     if not isinstance(kind, str) or kind not in types:
         raise FrameError("unknown_type", "That frame type is not part of the protocol.")
     return frame
+
+
+# json.loads joins escaped surrogate pairs into one character: what is left
+# in a string is a lone half.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _well_formed(frame: Any) -> bool:
+    """Whether no string in `frame`, keys included, has a lone surrogate."""
+    values = [frame]
+    while values:
+        value = values.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return False
+        elif isinstance(value, dict):
+            values += value.keys()
+            values += value.values()
+        elif isinstance(value, list):
+            values += value
+    return True
+
+
+def _client_id_of(frame: Any) -> dict[str, str]:
+    """The frame's client_id, when it has a valid one, as an error's extra."""
+    client_id = frame.get("client_id") if isinstance(frame, dict) else None
+    if isinstance(client_id, str) and CLIENT_ID.fullmatch(client_id):
+        return {"client_id": client_id}
+    return {}
 
 
 @dataclass(frozen=True)

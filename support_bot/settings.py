@@ -245,6 +245,16 @@ WIDGET_ALLOWED_ORIGINS = env.list(
     default=[f"http://127.0.0.1:{PORT}", f"http://localhost:{PORT}"],
 )
 MAX_MESSAGE_CHARS = env.int("MAX_MESSAGE_CHARS", default=4000)
+# A message of that many characters must fit in one frame of the widget
+# protocol (conversations.protocol.MAX_FRAME_BYTES, 64 KiB) however it is
+# written: JSON escapes a control character or a broken emoji as six bytes.
+# A longer limit would let the widget send frames refused as a whole, which
+# no error can tie back to the message.
+MAX_MESSAGE_CHARS_LIMIT = 10_000
+if MAX_MESSAGE_CHARS > MAX_MESSAGE_CHARS_LIMIT:
+    raise ImproperlyConfigured(
+        f"MAX_MESSAGE_CHARS can be at most {MAX_MESSAGE_CHARS_LIMIT:,}."
+    )
 # A burst of this many customer messages is allowed, refilled at this rate.
 WIDGET_RATE_BURST = env.int("WIDGET_RATE_BURST", default=8)
 WIDGET_RATE_PER_SECOND = env.float("WIDGET_RATE_PER_SECOND", default=0.5)

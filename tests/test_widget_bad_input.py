@@ -1,11 +1,16 @@
 """Bad frames get a typed error, store nothing, and leave the socket usable."""
 
 import json
+import os
+import subprocess
 from typing import Any
 
 import pytest
+from django.conf import settings
 
 from conversations.models import Message
+from conversations.protocol import MAX_FRAME_BYTES
+from tests import servers
 from tests.agents import take_over
 from tests.widget import ask, new_client_id, receive_until, resume, settle
 
@@ -235,3 +240,39 @@ async def test_socket_that_never_says_hello_is_closed(
     closed = await widget.receive_output(timeout=5)
 
     assert closed == {"type": "websocket.close", "code": consumers.NO_HELLO_CLOSE_CODE}
+
+
+async def test_half_an_emoji_is_refused_naming_its_message(
+    connect: Any, kb: Any
+) -> None:
+    """The error names the message, so the widget settles it instead of
+    sending it again after every reconnect."""
+    widget = await connect()
+    await resume(widget)
+
+    await widget.send_to(
+        text_data='{"type": "message", "client_id": "half", "text": "card \\ud83d"}'
+    )
+
+    error = await expect_error(widget, "bad_json")
+    assert error["client_id"] == "half"
+    assert await Message.objects.acount() == 0
+
+
+def test_the_longest_message_fits_in_a_frame_however_written() -> None:
+    """Six bytes a character (a JSON escape) plus the frame's other fields."""
+    longest = "\u0001" * settings.MAX_MESSAGE_CHARS_LIMIT
+    frame = json.dumps({"type": "message", "client_id": "x" * 64, "text": longest})
+    assert len(frame.encode()) <= MAX_FRAME_BYTES
+
+    env = {**os.environ, "MAX_MESSAGE_CHARS": "25000"}
+    done = subprocess.run(
+        [str(servers.PYTHON), "manage.py", "check"],
+        cwd=servers.ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "MAX_MESSAGE_CHARS can be at most 10,000" in done.stderr

@@ -1044,7 +1044,7 @@
   // --- Customer actions ----------------------------------------------------
 
   function submit() {
-    const text = ui.input.value.trim();
+    const text = wellFormed(ui.input.value.trim());
     if (!text) return;
     if (charCount(text) > state.maxChars) {
       showAlert(TEXT.tooLong(state.maxChars));
@@ -1118,6 +1118,16 @@
 
   function showAlert(text) {
     ui.alert.textContent = text;
+  }
+
+  // Half an emoji (a lone surrogate, left by a cut paste or a script) would
+  // make the frame unreadable to the server; it becomes U+FFFD here.
+  function wellFormed(text) {
+    if (typeof text.toWellFormed === 'function') return text.toWellFormed();
+    return text.replace(
+      /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g,
+      '\uFFFD'
+    );
   }
 
   // Characters as the server counts them (code points, so an emoji is one).

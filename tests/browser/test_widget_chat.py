@@ -253,6 +253,22 @@ def test_a_text_over_the_limit_is_kept_whole_until_shortened(
     expect(count).to_be_hidden()
 
 
+def test_half_an_emoji_is_sent_as_a_replacement_character(
+    page: Page, frames: Frames
+) -> None:
+    open_widget(page)
+    box = page.get_by_label("Message")
+    # A paste cut in the middle of an emoji leaves its first half.
+    box.evaluate("el => { el.value = 'My card \\ud83d'; }")
+    box.press("Enter")
+
+    expect(page.locator(".log .item-customer .delivery")).to_have_count(0)
+    expect(customer_bubbles(page, "My card \N{REPLACEMENT CHARACTER}")).to_have_count(1)
+    assert [f["text"] for f in sent(frames, "message")] == [
+        "My card \N{REPLACEMENT CHARACTER}"
+    ]
+
+
 def test_right_to_left_text_reads_right_to_left(page: Page) -> None:
     open_widget(page)
     hebrew = "\u05d0\u05d9\u05e4\u05d4 \u05d4\u05db\u05e8\u05d8\u05d9\u05e1?"
