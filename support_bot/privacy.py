@@ -395,6 +395,22 @@ def _card_at(groups: list[re.Match[str]]) -> int | None:
     return None
 
 
+def phone_numbers(text: str) -> dict[str, str]:
+    """Each phone number of `text` (as redaction finds them) in E.164, with
+    the words it was read from."""
+    region = _phone_region()
+    found: dict[str, str] = {}
+    for start, end in _phones(text, region):
+        written = text[start:end]
+        try:
+            number = phonenumbers.parse(written, region)
+        except phonenumbers.NumberParseException:
+            continue
+        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        found.setdefault(e164, written)
+    return found
+
+
 def _phones(text: str, region: str) -> Iterable[Span]:
     # A number valid in its region's numbering plan is one; that check keeps
     # dates, times, amounts and reference numbers out. So is a number written

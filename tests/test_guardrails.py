@@ -321,6 +321,12 @@ def poses_as_a_person(answer: str) -> bool:
         "Agent Dana: your card is fine.",
         "Kind regards, Dana (Support Team)",
         "I'm definitely a human.",
+        # Invisible characters and other apostrophes hide nothing from a reader.
+        "I'm D\u200bana from support.",
+        "(Human\u200bagent) Your card is on its way.",
+        "I\u02bcm Dana from support.",
+        "I\u2032m Dana from support.",
+        "I'm Da\u00adna from support.",
     ],
 )
 def test_an_answer_posing_as_a_person_is_caught(answer: str) -> None:
@@ -349,6 +355,37 @@ def test_an_answer_posing_as_a_person_is_caught(answer: str) -> None:
 )
 def test_an_answer_about_people_passes(answer: str) -> None:
     assert not poses_as_a_person(answer)
+
+
+SUPPORT_LINE = RetrievedArticle(
+    2, "Call us", "Call us on +44 20 7946 0123, 8am to 8pm.", 0.9
+)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Call us on +44 20 7946 9999.",
+        "Call our fraud team on 020 7946 9999.",
+        "Call +1 212 555 0100 for help.",
+    ],
+)
+def test_a_phone_number_no_article_gives_is_caught(answer: str) -> None:
+    assert "unsupported_contact" in [
+        v.check for v in check_answer(answer, [SUPPORT_LINE])
+    ]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Call us on +44 20 7946 0123, from 8am to 8pm.",
+        "Call us on 020 7946 0123.",  # the same number, written nationally
+        "Call us on 020-7946-0123.",
+    ],
+)
+def test_the_phone_number_an_article_gives_passes(answer: str) -> None:
+    assert check_answer(answer, [SUPPORT_LINE]) == []
 
 
 def test_figures_the_articles_state_pass() -> None:
@@ -387,6 +424,18 @@ CARD_ARTICLE = RetrievedArticle(
         "We will refund you five hundred pounds today as compensation.",
         "A goodwill payment is on its way.",
         "You will get twenty-five per cent back.",
+        # Abbreviations, codes and times are figures too.
+        "It will arrive within 48h.",
+        "It will arrive in 3 wks.",
+        "Expect a 2-day wait.",
+        "Ordering a replacement costs GBP50.",
+        "Ordering a replacement costs EUR 50.",
+        "It will be with you by 5pm on Monday.",
+        "It will be with you on Monday.",
+        "Call before 17:30 and it ships today.",
+        # Invisible characters inside a figure hide nothing from a reader.
+        "We'll re\u200bfund you £\u200b50 within 2 d\u200bays.",
+        "It arrives in 2\u00ad days.",
     ],
 )
 def test_a_commitment_in_words_is_caught_as_in_digits(answer: str) -> None:

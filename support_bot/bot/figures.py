@@ -17,20 +17,26 @@ import unicodedata
 from text_to_num import alpha2digit
 
 _NUMBER = r"\d[\d,]*(?:\.\d+)?"
-_UNITS = r"minute|min|hour|hr|day|week|fortnight|month|year"
+# Longest first: the alternation takes the first that fits ("hour" before
+# "h"). No "d" for days: "3D Secure" is a bank's, not a span.
+_UNITS = r"minute|min|hour|hr|h|day|week|wk|fortnight|month|mth|year|yr"
 _WEEKDAYS = r"monday|tuesday|wednesday|thursday|friday|saturday|sunday"
 
 _FIGURE = re.compile(
     rf"""(?x)
     (?P<symbol>[£$€])\s?(?P<amount>{_NUMBER})
+    | \b(?P<code>usd|gbp|eur)\s?(?P<amount3>{_NUMBER})
     | (?P<amount2>{_NUMBER})\s?(?P<currency>pounds?|quid|dollars?|euros?|usd|gbp|eur)\b
     | (?P<percent>{_NUMBER})\s?(?:%|percent\b|per\s?cent\b)
-    | (?P<low>{_NUMBER})(?:\s?(?:-|to|or)\s?(?P<high>{_NUMBER}))?\s?
+    | \b(?P<hour>\d{{1,2}})(?:[:.](?P<minute>[0-5]\d))?\s?(?P<half>[ap])\.?m\b\.?
+    | \b(?P<hour24>[01]?\d|2[0-3]):(?P<minute24>[0-5]\d)\b
+    | (?P<low>{_NUMBER})(?:\s?(?:-|to|or)\s?(?P<high>{_NUMBER}))?[\s-]?
       (?P<kind>(?:working|business|calendar)\s)?(?P<unit>{_UNITS})s?\b
     | (?P<when>tomorrow|tonight|overnight|later\stoday|same\sday|within\sthe\shour
       |end\sof\s(?:the\s)?(?:day|week|month)|close\sof\sbusiness
       |(?:next|by|until|before)\s(?:week|month|working\sday|business\sday
-        |{_WEEKDAYS}))
+        |{_WEEKDAYS})
+      |on\s(?:{_WEEKDAYS}))
     """
 )
 
@@ -52,11 +58,15 @@ _SPANS = {
     "min": ("minute", 1),
     "hour": ("hour", 1),
     "hr": ("hour", 1),
+    "h": ("hour", 1),
     "day": ("day", 1),
     "week": ("day", 7),
+    "wk": ("day", 7),
     "fortnight": ("day", 14),
     "month": ("month", 1),
+    "mth": ("month", 1),
     "year": ("month", 12),
+    "yr": ("month", 12),
 }
 
 
@@ -73,8 +83,21 @@ _DASHES = str.maketrans(
 )
 
 
+# Apostrophes as typed by other keyboards and fonts, as "'".
+_APOSTROPHES = str.maketrans(dict.fromkeys("\u2018\u2019\u02bc\u2032\u00b4", "'"))
+
+
+def as_read(text: str) -> str:
+    """`text` as a reader sees it: compatibility forms folded (full-width
+    letters), invisible format characters dropped (a zero-width space or a
+    soft hyphen inside a word), every apostrophe as "'"."""
+    plain = unicodedata.normalize("NFKC", text)
+    plain = "".join(c for c in plain if unicodedata.category(c) != "Cf")
+    return plain.translate(_APOSTROPHES)
+
+
 def _readable(text: str) -> str:
-    plain = unicodedata.normalize("NFKC", text).lower().replace("\u2019", "'")
+    plain = as_read(text).lower()
     plain = plain.translate(_DASHES)
     for pattern, replacement in _PHRASES:
         plain = pattern.sub(replacement, plain)
@@ -87,6 +110,14 @@ def _spelling(match: re.Match[str]) -> str:
         return match["symbol"] + _amount(match["amount"])
     if match["currency"]:
         return _CURRENCIES[match["currency"].rstrip("s")] + _amount(match["amount2"])
+    if match["code"]:
+        return _CURRENCIES[match["code"]] + _amount(match["amount3"])
+    if match["half"]:
+        # "5pm" and "17:00" are one time; "12am" is midnight.
+        hour = int(match["hour"]) % 12 + (12 if match["half"] == "p" else 0)
+        return f"{hour:02d}:{match['minute'] or '00'}"
+    if match["hour24"]:
+        return f"{int(match['hour24']):02d}:{match['minute24']}"
     if match["percent"]:
         return _amount(match["percent"]) + "%"
     if match["when"]:

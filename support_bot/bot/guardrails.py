@@ -22,8 +22,10 @@ from better_profanity import profanity
 from better_profanity.constants import ALLOWED_CHARACTERS
 from publicsuffixlist import PublicSuffixList
 
+from support_bot.privacy import phone_numbers
+
 from .engine import RetrievedArticle
-from .figures import figures
+from .figures import as_read, figures
 from .never_do import broken_rules
 
 # Insults that the word list leaves out; a support answer never needs them.
@@ -124,10 +126,17 @@ def check_answer(
     never_do: Sequence[str] = (),
     allowed_hosts: Collection[str] = (),
 ) -> list[Violation]:
-    """Every reason `text` must not reach the customer as final."""
+    """Every reason `text` must not reach the customer as final.
+
+    Each check reads the text as the customer sees it (`as_read`): a
+    zero-width space inside "2 days" or "Dana" hides nothing from a reader,
+    so it may hide nothing from a check.
+    """
     stated = _stated_in_all(articles)
+    text = as_read(text)
     return [
         *_unsupported_commitments(text, stated),
+        *_unsupported_numbers(text, stated),
         *_profanity(text),
         *_links(text, stated, allowed_hosts),
         *_never_do(text, never_do),
@@ -196,7 +205,7 @@ _PERSON = re.compile(
 
 
 def _poses_as_a_person(text: str) -> list[Violation]:
-    plain = unicodedata.normalize("NFKC", text).replace("\u2019", "'")
+    plain = as_read(text)
     if _MARKER.search(plain) or _PERSON.search(plain):
         return [Violation("impersonation", "the answer presents itself as a person")]
     return []
@@ -210,6 +219,8 @@ class _Stated:
     figures: frozenset[str]
     topics: frozenset[str]
     hosts: frozenset[str]
+    # Phone numbers, as E.164.
+    phones: frozenset[str]
 
 
 def _stated_in_all(articles: Sequence[RetrievedArticle]) -> _Stated:
@@ -218,6 +229,7 @@ def _stated_in_all(articles: Sequence[RetrievedArticle]) -> _Stated:
         figures=frozenset().union(*(s.figures for s in each)),
         topics=frozenset().union(*(s.topics for s in each)),
         hosts=frozenset().union(*(s.hosts for s in each)),
+        phones=frozenset().union(*(s.phones for s in each)),
     )
 
 
@@ -226,12 +238,14 @@ def _stated_in_all(articles: Sequence[RetrievedArticle]) -> _Stated:
 # what one states is kept per article, for as many as a knowledge base has.
 @functools.lru_cache(maxsize=4096)
 def _stated_in(sources: str) -> _Stated:
+    sources = as_read(sources)
     return _Stated(
         figures=frozenset(figures(sources)),
         topics=frozenset(
             t for t, pattern in _TOPICS.items() if pattern.search(sources)
         ),
         hosts=frozenset(_linked_hosts(sources)),
+        phones=frozenset(phone_numbers(sources)),
     )
 
 
@@ -247,6 +261,15 @@ def _unsupported_commitments(text: str, stated: _Stated) -> list[Violation]:
         if topic not in stated.topics and pattern.search(text)
     ]
     return found
+
+
+def _unsupported_numbers(text: str, stated: _Stated) -> list[Violation]:
+    """A phone number no article gives: a customer would call it."""
+    return [
+        Violation("unsupported_contact", f"the articles do not give {written!r}")
+        for number, written in phone_numbers(text).items()
+        if number not in stated.phones
+    ]
 
 
 def _profanity(text: str) -> list[Violation]:
