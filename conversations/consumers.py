@@ -554,12 +554,15 @@ class WidgetConsumer(PooledConsumer):
             await self._send_queue_place()
 
     async def visitor_conversation(self, event: dict[str, Any]) -> None:
-        # Another tab of this visitor started the first conversation.
+        # Another tab of this visitor started the first conversation, maybe
+        # by asking for a person: its status may already be past "bot".
         if self.conversation_id is None:
             await self._join_conversation(event["conversation"])
             async with self.deliver_lock:
                 if self.sent_seq is not None:
                     await self._send_stored_after(self.sent_seq, replay=False)
+            if await self._send_status("", None) == Conversation.Status.WAITING:
+                await self._send_queue_place()
 
     # --- delivery -----------------------------------------------------------
 

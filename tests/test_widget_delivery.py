@@ -456,3 +456,23 @@ async def test_resume_finds_a_first_conversation_started_while_the_tab_said_hell
         late, lambda f: f["type"] == "message" and f["role"] == "bot"
     )
     assert answer[-1]["conversation"] == conversation_id
+
+
+async def test_a_tab_learns_a_first_conversation_started_by_asking_for_a_person(
+    connect: Any, kb: Any
+) -> None:
+    """Another tab started the visitor's first conversation with "Talk to a
+    person": this tab hears it is waiting, not only its notice."""
+    first = await connect()
+    await resume(first)
+    second = await connect(token=first.welcome["token"])
+    await resume(second)
+
+    await first.send_json_to({"type": "request_human"})
+
+    frames = await receive_until(
+        second, lambda f: f["type"] == "status" and f["status"] == "waiting"
+    )
+    assert frames[-1]["conversation"] is not None
+    place = await receive_until(second, lambda f: f["type"] == "queue")
+    assert place[-1]["position"] == 1
