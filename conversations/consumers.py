@@ -59,6 +59,10 @@ TYPING_REPEAT_SECONDS = 3.0
 # Typing changes passed on: a burst, then this many a second.
 TYPING_BURST = 6
 TYPING_CHANGES_PER_SECOND = 2.0
+# A widget resumes once per socket; each resume reads the conversation from
+# the database, so a client repeating it is slowed down, not served.
+RESUME_BURST = 3
+RESUMES_PER_SECOND = 0.2
 # How often a waiting customer's place in the queue is looked at again.
 QUEUE_REFRESH_SECONDS = 20.0
 
@@ -113,6 +117,7 @@ class WidgetConsumer(PooledConsumer):
         self.typing_active = False
         self.typing_sent_at = -math.inf
         self.typing_limiter = RateLimiter(TYPING_BURST, TYPING_CHANGES_PER_SECOND)
+        self.resume_limiter = RateLimiter(RESUME_BURST, RESUMES_PER_SECOND)
         self.last_queue: dict[str, Any] | None = None
         self.queue_timer: asyncio.TimerHandle | None = None
         self.background: set[asyncio.Future[None]] = set()
@@ -205,6 +210,12 @@ class WidgetConsumer(PooledConsumer):
 
     async def on_resume(self, frame: dict[str, Any]) -> None:
         after_seq = parse_after_seq(frame)
+        if wait := self.resume_limiter.take():
+            raise FrameError(
+                "rate_limited",
+                "This connection asked to resume too often. Please wait a moment.",
+                retry_after=math.ceil(wait),
+            )
         status, last_seq = Conversation.Status.BOT.value, 0
         agent: dict[str, str] | None = None
         pending: recovery.Pending | None = None

@@ -276,3 +276,17 @@ def test_the_longest_message_fits_in_a_frame_however_written() -> None:
     )
     assert done.returncode != 0
     assert "MAX_MESSAGE_CHARS can be at most 10,000" in done.stderr
+
+
+async def test_a_socket_repeating_resume_is_slowed_down(connect: Any, kb: Any) -> None:
+    widget = await connect()
+    await resume(widget)
+    await resume(widget)
+    await resume(widget)
+
+    await widget.send_json_to({"type": "resume", "after_seq": 0})
+
+    error = await expect_error(widget, "rate_limited")
+    assert error["retry_after"] >= 1
+    frames = await ask(widget, "How do I change my PIN?")
+    assert frames[-1]["sources"], "the socket must still answer"
