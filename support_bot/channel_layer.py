@@ -44,6 +44,9 @@ logger = logging.getLogger(__name__)
 REACHED_KEPT = 50_000
 
 RESUMED = {"type": "layer.resumed"}
+# Published to a group by a process that newly joined it, so that the others
+# stop trusting the count of their latest publish; never handed to a socket.
+JOINED = b"support_bot.layer.joined"
 
 
 class BatchingPubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
@@ -69,9 +72,8 @@ class BatchingPubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
 
         In this process the layer knows its members. For other processes
         it goes by the number of them that the latest publish to the group
-        reached: a socket that joined on another process since then is
-        missed until the next publish, which a stored message always makes.
-        Unknown counts as yes.
+        reached, until a process newly joins the group: it says so (JOINED)
+        and the count is unknown again. Unknown counts as yes.
         """
         layer = self._get_layer()
         group_channel = layer._get_group_channel_name(group)
@@ -108,6 +110,15 @@ class _Batches:
         if self.sender is None:
             self.sender = asyncio.create_task(self._run(send))
         await done
+
+    def put(self, item: Any, send: _Send) -> None:
+        """Queue `item` like `add`, with nobody waiting for it: a failure
+        to send it is dropped."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self.waiting.append((item, done))
+        if self.sender is None:
+            self.sender = asyncio.create_task(self._run(send))
 
     async def wait(self) -> None:
         if self.sender is not None:
@@ -226,6 +237,19 @@ class _BatchingShard(RedisSingleShardConnection):  # type: ignore[misc]
                 # batch would be refused for one dropped connection.
                 await self._pubsub.subscribe(*new)
             self._subscribed_to.update(new)
+        # Processes already in these groups learn that one more listens.
+        for channel in new:
+            if "__group__" in channel:
+                self._publishes.put((channel, JOINED), self._publish_all)
+
+    def _receive_message(self, message: Any) -> None:
+        if message is not None and message["data"] == JOINED:
+            name = message["channel"]
+            if isinstance(name, bytes):
+                name = name.decode()
+            self.reached_elsewhere.pop(name, None)
+            return
+        super()._receive_message(message)
 
     async def _do_receiving(self) -> None:
         """Hand each message to the sockets of its group, as the library

@@ -85,6 +85,14 @@ async def test_every_waiting_send_fails_when_redis_cannot_be_reached() -> None:
     await layer.flush()
 
 
+async def until(condition: Any, seconds: float = 5) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    pytest.fail("the condition never held")
+
+
 @pytest.mark.redis
 async def test_a_layer_knows_whether_another_socket_listens(redis_url: str) -> None:
     here, elsewhere = layer_on(redis_url), layer_on(redis_url)
@@ -103,11 +111,14 @@ async def test_a_layer_knows_whether_another_socket_listens(redis_url: str) -> N
     await here.group_discard("conversation", tab)
     assert not here.others_listening("conversation", asking)
 
-    # Another tab on another process, seen from the next publish on.
+    # Another tab on another process: its process says it joined.
     other = await elsewhere.new_channel()
     await elsewhere.group_add("conversation", other)
+    await until(lambda: here.others_listening("conversation", asking))
     await here.group_send("conversation", {"type": "note"})
     assert here.others_listening("conversation", asking)
+    # The tab itself heard nothing of the joining: the note comes first.
+    assert await asyncio.wait_for(elsewhere.receive(other), 5) == {"type": "note"}
     # Counted while this process had no socket in the group, then one joins:
     # the other process's tab is still there.
     await here.group_discard("conversation", asking)

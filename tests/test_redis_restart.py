@@ -71,6 +71,17 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 @pytest.fixture
 def web(own_redis: RedisServer, tmp_path: Path) -> Iterator[int]:
     """A web process on the test's own Redis; its port."""
+    yield from _web_process(own_redis, tmp_path / "web-1")
+
+
+@pytest.fixture
+def second_web(own_redis: RedisServer, tmp_path: Path) -> Iterator[int]:
+    """Another web process on the same Redis and database."""
+    yield from _web_process(own_redis, tmp_path / "web-2")
+
+
+def _web_process(own_redis: RedisServer, tmp_path: Path) -> Iterator[int]:
+    tmp_path.mkdir()
     port = servers.free_port()
     env = {
         **os.environ,
@@ -335,3 +346,24 @@ async def test_a_console_gets_what_was_published_while_the_layer_was_away(
     message = await receive_type(console, "message", text="Are you still there?")
     assert message["conversation"] == conversation
     await console.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_tab_opened_mid_answer_on_another_process_sees_it_stream(
+    kb: Any, web: int, second_web: int
+) -> None:
+    asking = servers.Widget(web)
+    asking.resume()
+    asking.ask("q-1", "How do I change my PIN?")
+    asking.receive_until(lambda f: f["type"] == "bot.delta")
+
+    # The customer opens another page of the site, served by the other process.
+    other = servers.Widget(second_web, asking.token)
+    other.resume()
+    typing = other.receive_until(lambda f: f["type"] in ("typing", "message"))
+    assert typing["type"] == "typing", "the bot's typing notice never came"
+    piece = other.receive_until(lambda f: f["type"] in ("bot.delta", "message"))
+    assert piece["type"] == "bot.delta", "no piece of the answer streamed"
+    other.receive_until(servers.is_bot_message)
+    asking.close()
+    other.close()
