@@ -91,6 +91,8 @@ def as_read(text: str) -> str:
     """`text` as a reader sees it: compatibility forms folded (full-width
     letters), invisible format characters dropped (a zero-width space or a
     soft hyphen inside a word), every apostrophe as "'"."""
+    if text.isascii():
+        return text  # nothing of the above is ASCII
     plain = unicodedata.normalize("NFKC", text)
     plain = "".join(c for c in plain if unicodedata.category(c) != "Cf")
     return plain.translate(_APOSTROPHES)
