@@ -42,8 +42,8 @@ def free_port() -> int:
         return port
 
 
-def manage(env: dict[str, str], *args: str) -> None:
-    result = subprocess.run(
+def _manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [str(PYTHON), "manage.py", *args],
         cwd=ROOT,
         env=env,
@@ -51,8 +51,19 @@ def manage(env: dict[str, str], *args: str) -> None:
         text=True,
         timeout=300,
     )
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    result = _manage(env, *args)
     if result.returncode != 0:
         pytest.fail(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
+
+
+def manage_refused(env: dict[str, str], *args: str) -> str:
+    """What manage.py printed on stderr when it refused to run, as it must."""
+    result = _manage(env, *args)
+    assert result.returncode != 0, f"manage.py {' '.join(args)} ran"
+    return result.stderr
 
 
 def wait_until_up(url: str, server: subprocess.Popen[bytes], log: Path) -> None:

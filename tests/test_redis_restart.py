@@ -12,19 +12,26 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 from asgiref.sync import sync_to_async
+from channels.layers import channel_layers
 from websockets.exceptions import ConnectionClosedError
 
+from conversations import actions as conversation_actions
+from conversations.models import Visitor
 from escalation.actions import NOBODY_NOTICE, WAITING_NOTICE
+from support_bot import live
 from support_bot.channel_layer import BatchingPubSubChannelLayer
 from support_bot.consumers import LAYER_DOWN_CLOSE_CODE
 from tests import servers
+from tests.agents import receive_type, take_over
 from tests.conftest import require_service
+from tests.widget import receive_until, resume
 
 
 class RedisServer:
@@ -262,20 +269,10 @@ async def test_sockets_that_asked_are_told_when_the_layer_is_back(
     await layer.flush()
 
 
-async def test_a_widget_gets_what_was_published_while_the_layer_was_away(
-    own_redis: RedisServer,
-    connect: Any,
-    kb: Any,
-    settings: Any,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from channels.layers import channel_layers
-
-    from conversations import actions
-    from conversations.models import Visitor
-    from support_bot import live
-    from tests.widget import receive_until, resume
-
+@pytest.fixture
+def layer_on_own_redis(own_redis: RedisServer, settings: Any) -> Iterator[RedisServer]:
+    """The tests' ASGI application on the Redis layer of the test's own Redis
+    (which it returns)."""
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "support_bot.channel_layer.BatchingPubSubChannelLayer",
@@ -283,18 +280,36 @@ async def test_a_widget_gets_what_was_published_while_the_layer_was_away(
         }
     }
     channel_layers.backends.clear()
+    yield own_redis
+    channel_layers.backends.clear()
+
+
+def drop_pubsub(server: RedisServer) -> None:
+    redis.Redis.from_url(server.url).client_kill_filter(_type="pubsub")
+
+
+@contextmanager
+def published_nowhere(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Live events sent meanwhile are lost, as while Redis is away."""
+    with monkeypatch.context() as lost:
+        lost.setattr(live, "send_now", lambda group, event: None)
+        yield
+
+
+async def test_a_widget_gets_what_was_published_while_the_layer_was_away(
+    layer_on_own_redis: RedisServer, connect: Any, kb: Any, monkeypatch: Any
+) -> None:
     widget = await connect()
     await resume(widget)
     visitor = await Visitor.objects.aget()
 
     # A hand-over is stored while Redis is away: its live events are lost.
-    with monkeypatch.context() as lost:
-        lost.setattr(live, "send_now", lambda group, event: None)
-        await sync_to_async(actions.request_human)(visitor)
+    with published_nowhere(monkeypatch):
+        await sync_to_async(conversation_actions.request_human)(visitor)
     assert await widget.receive_nothing(timeout=0.5)
 
     # Redis drops the layer's pub/sub connection; the layer connects again.
-    redis.Redis.from_url(own_redis.url).client_kill_filter(_type="pubsub")
+    drop_pubsub(layer_on_own_redis)
 
     frames = await receive_until(
         widget, lambda f: f["type"] == "status" and f["status"] == "waiting"
@@ -305,27 +320,8 @@ async def test_a_widget_gets_what_was_published_while_the_layer_was_away(
 
 
 async def test_a_console_gets_what_was_published_while_the_layer_was_away(
-    own_redis: RedisServer,
-    connect: Any,
-    kb: Any,
-    settings: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    layer_on_own_redis: RedisServer, connect: Any, kb: Any, monkeypatch: Any
 ) -> None:
-    from channels.layers import channel_layers
-
-    from conversations import actions
-    from conversations.models import Visitor
-    from support_bot import live
-    from tests.agents import receive_type, take_over
-    from tests.widget import resume
-
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "support_bot.channel_layer.BatchingPubSubChannelLayer",
-            "CONFIG": {"hosts": [own_redis.url]},
-        }
-    }
-    channel_layers.backends.clear()
     widget = await connect()
     await resume(widget)
     console, conversation = await take_over(widget)
@@ -335,13 +331,12 @@ async def test_a_console_gets_what_was_published_while_the_layer_was_away(
     await receive_type(console, "message", text="Dana from support joined.")
     visitor = await Visitor.objects.aget()
 
-    with monkeypatch.context() as lost:
-        lost.setattr(live, "send_now", lambda group, event: None)
-        await sync_to_async(actions.post_customer_message_once)(
+    with published_nowhere(monkeypatch):
+        await sync_to_async(conversation_actions.post_customer_message_once)(
             visitor, "c-while-away", "Are you still there?"
         )
 
-    redis.Redis.from_url(own_redis.url).client_kill_filter(_type="pubsub")
+    drop_pubsub(layer_on_own_redis)
 
     message = await receive_type(console, "message", text="Are you still there?")
     assert message["conversation"] == conversation
