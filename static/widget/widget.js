@@ -1085,8 +1085,14 @@
     state.timers.flush = setTimeout(flushOutbox, seconds * 1000);
   }
 
+  // Like sending a message, asking for a person follows the conversation to
+  // its end: what comes next (the notices, the person) is what they wait for.
   function requestHuman() {
-    if (!send({ type: 'request_human' })) showAlert(TEXT.notConnected);
+    if (!send({ type: 'request_human' })) {
+      showAlert(TEXT.notConnected);
+      return;
+    }
+    scrollToEnd();
   }
 
   function rate(seq, rating) {
