@@ -145,8 +145,7 @@ class WidgetConsumer(PooledConsumer):
             self.queue_timer.cancel()
         metrics.socket_closed("widget")
         live.forget(self.channel_layer, self.channel_name)
-        for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
+        await self.leave_groups(self.groups_joined)
 
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None

@@ -58,9 +58,10 @@ NOBODY_NOTICE = (
     "stays in our queue and a person will reply here."
 )
 # When the agent who had the conversation is no longer online.
+# Routing says next whether someone else is coming or nobody is online.
 AGENT_LEFT_NOTICE = (
-    "{name} from support had to leave. I've asked another person from our "
-    "support team to take over; they'll reply right here."
+    "{name} from support had to leave, so your conversation is back in our "
+    "queue for the next person free."
 )
 # When agents are online but each has as many conversations as they take.
 BUSY_NOTICE = (

@@ -91,8 +91,7 @@ class AgentConsumer(PooledConsumer):
             except Exception:
                 # The console counts as open until its heartbeat times out.
                 logger.exception("Could not record that a console was closed")
-        for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
+        await self.leave_groups(self.groups_joined)
 
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None

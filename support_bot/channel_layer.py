@@ -95,6 +95,11 @@ class BatchingPubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
 _Send = Callable[[list[Any]], Awaitable[None]]
 
 
+def _is_group(channel: str) -> bool:
+    """Whether a pub/sub channel is a group's (the library's naming)."""
+    return "__group__" in channel
+
+
 class _Batches:
     """Items waiting to be sent, each with the future its caller awaits."""
 
@@ -179,6 +184,16 @@ class _BatchingShard(RedisSingleShardConnection):  # type: ignore[misc]
             return
         # With subscriptions to make again, this is a reconnection.
         lost = bool(pubsub.channels)
+        if lost:
+            # Groups whose last socket here left while Redis was away: their
+            # unsubscribe failed, and they would be subscribed again.
+            layer = self.channel_layer
+            for key in list(pubsub.channels):
+                # redis-py keeps the names as bytes.
+                name = key.decode() if isinstance(key, bytes) else key
+                if _is_group(name) and not layer.groups.get(name):
+                    del pubsub.channels[key]
+                    self._subscribed_to.discard(name)
         await type(pubsub).on_connect(pubsub, connection)
         if lost:
             self._resumed()
@@ -186,6 +201,13 @@ class _BatchingShard(RedisSingleShardConnection):  # type: ignore[misc]
     def _resumed(self) -> None:
         layer = self.channel_layer
         logger.info("The channel layer subscribed again after losing Redis")
+        # What was published meanwhile reached nobody here, and other
+        # processes' publishes reached nobody: every count is stale, and the
+        # other processes learn that this one listens again.
+        self.reached_elsewhere.clear()
+        for channel in self._subscribed_to:
+            if _is_group(channel):
+                self._publishes.put((channel, JOINED), self._publish_all)
         for channel in list(layer.resume_listeners):
             queue = layer.channels.get(channel)
             if queue is None:
@@ -239,7 +261,7 @@ class _BatchingShard(RedisSingleShardConnection):  # type: ignore[misc]
             self._subscribed_to.update(new)
         # Processes already in these groups learn that one more listens.
         for channel in new:
-            if "__group__" in channel:
+            if _is_group(channel):
                 self._publishes.put((channel, JOINED), self._publish_all)
 
     def _receive_message(self, message: Any) -> None:

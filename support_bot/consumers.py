@@ -66,6 +66,18 @@ class PooledConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.closed = True
         await super().websocket_disconnect(message)
 
+    async def leave_groups(self, groups: list[str]) -> None:
+        """Leave `groups` as the socket closes. While Redis is away a group's
+        unsubscribe fails: the layer has forgotten this socket all the same,
+        and unsubscribes the group when it is back (support_bot.channel_layer)."""
+        for group in groups:
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except LAYER_DOWN as error:
+                logger.info(
+                    "Left %s while the channel layer was away (%s)", group, error
+                )
+
     async def send_json(self, content: dict[str, Any]) -> None:
         """Send a frame, unless the socket has gone away meanwhile.
 

@@ -22,6 +22,7 @@ import django_stubs_ext
 import environ
 import phonenumbers
 from django.core.exceptions import ImproperlyConfigured
+from redis.connection import parse_url as redis_url_options
 
 # Lets admin and other generic classes take type parameters at run time.
 django_stubs_ext.monkeypatch()
@@ -124,6 +125,11 @@ def _redis_db(url: str, db: int) -> str:
     return urlunsplit(parts._replace(path=f"/{db}"))
 
 
+def _redis_db_number(url: str) -> int:
+    options = redis_url_options(url)  # type: ignore[no-untyped-call]
+    return int(options.get("db", 0))
+
+
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     # The pub/sub layer: the default Redis layer drops messages under load on its
@@ -134,10 +140,11 @@ if REDIS_URL:
             "BACKEND": "support_bot.channel_layer.BatchingPubSubChannelLayer",
             # Pub/sub channels are shared by all of a server's databases:
             # the database number in their names keeps two deployments on
-            # one Redis server (each on its own database) apart.
+            # one Redis server (each on its own database) apart. redis-py
+            # reads the number from the path, ?db= or a unix socket's query.
             "CONFIG": {
                 "hosts": [REDIS_URL],
-                "prefix": f"asgi.db{urlsplit(REDIS_URL).path.strip('/') or '0'}",
+                "prefix": f"asgi.db{_redis_db_number(REDIS_URL)}",
             },
         }
     }

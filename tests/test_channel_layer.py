@@ -170,8 +170,9 @@ async def test_deployments_on_two_databases_of_one_redis_hear_only_their_own(
     """Redis pub/sub ignores database numbers; the layer's names must not."""
     base = redis_url.rsplit("/", 1)[0]
     ours = BatchingPubSubChannelLayer(**layer_config_for(f"{base}/8"))
-    also_ours = BatchingPubSubChannelLayer(**layer_config_for(f"{base}/8"))
-    theirs = BatchingPubSubChannelLayer(**layer_config_for(f"{base}/9"))
+    # The same database, named the other way redis-py reads.
+    also_ours = BatchingPubSubChannelLayer(**layer_config_for(f"{base}?db=8"))
+    theirs = BatchingPubSubChannelLayer(**layer_config_for(f"{base}?db=9"))
     mine, their_socket = await ours.new_channel(), await theirs.new_channel()
     await ours.group_add("agents", mine)
     await theirs.group_add("agents", their_socket)

@@ -124,6 +124,23 @@ async def test_deltas_stream_in_order_and_completed_carries_clean_text_and_sourc
     assert completed.model == "support-model"
 
 
+async def test_an_emoji_split_over_chunks_is_joined_and_half_of_one_replaced(
+    fake_llm: FakeLLM, make_engine: MakeEngine
+) -> None:
+    """The server escapes each chunk as JSON: an emoji's surrogate pair can
+    be cut between two chunks, and a model can write half of one."""
+    grin = "\N{GRINNING FACE}".encode("utf-16-le")
+    high = grin[:2].decode("utf-16-le", "surrogatepass")
+    low = grin[2:].decode("utf-16-le", "surrogatepass")
+    fake_llm.script(Reply(chunks=["Done ", high, low + " [A12]", " and half " + high]))
+
+    deltas, completed = await collect(make_engine(), password_question())
+
+    assert "".join(deltas) == "Done \N{GRINNING FACE} [A12] and half \ufffd"
+    assert completed.text == "Done \N{GRINNING FACE} and half \ufffd"
+    completed.text.encode()  # storable
+
+
 async def test_citations_of_articles_not_given_are_removed_but_not_reported(
     fake_llm: FakeLLM, make_engine: MakeEngine
 ) -> None:

@@ -6,6 +6,7 @@ disturbs nobody else.
 """
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -31,6 +32,7 @@ from support_bot.consumers import LAYER_DOWN_CLOSE_CODE
 from tests import servers
 from tests.agents import receive_type, take_over
 from tests.conftest import require_service
+from tests.test_channel_layer import until
 from tests.widget import receive_until, resume
 
 
@@ -362,3 +364,54 @@ def test_a_tab_opened_mid_answer_on_another_process_sees_it_stream(
     other.receive_until(servers.is_bot_message)
     asking.close()
     other.close()
+
+
+async def test_after_an_outage_each_process_knows_the_others_listen_again(
+    own_redis: RedisServer,
+) -> None:
+    here, elsewhere = (
+        BatchingPubSubChannelLayer(hosts=[own_redis.url]) for _ in range(2)
+    )
+    asking, other_tab = await here.new_channel(), await elsewhere.new_channel()
+    await here.group_add("conversation", asking)
+    await elsewhere.group_add("conversation", other_tab)
+    await until(lambda: here.others_listening("conversation", asking))
+
+    # The pub/sub connections drop; a publish meanwhile reaches nobody, and
+    # the count it brings back says nobody else listens.
+    drop_pubsub(own_redis)
+    await here.group_send("conversation", {"type": "lost"})
+    assert not here.others_listening("conversation", asking)
+
+    # Both connect again: the count is not trusted any more.
+    await until(lambda: here.others_listening("conversation", asking))
+    await here.flush()
+    await elsewhere.flush()
+
+
+async def test_a_group_left_while_redis_was_away_is_not_joined_again(
+    own_redis: RedisServer,
+) -> None:
+    layer = BatchingPubSubChannelLayer(hosts=[own_redis.url])
+    staying, leaving = await layer.new_channel(), await layer.new_channel()
+    await layer.group_add("kept", staying)
+    await layer.group_add("left", leaving)
+
+    own_redis.kill()
+    try:
+        # Refused, or written into the dead connection: either way Redis
+        # never hears of it.
+        with contextlib.suppress(redis.RedisError):
+            await layer.group_discard("left", leaving)
+    finally:
+        own_redis.start()
+
+    admin = redis.Redis.from_url(own_redis.url)
+
+    def subscribers(group: str) -> int:
+        counts = dict(admin.pubsub_numsub(f"asgi__group__{group}"))
+        return int(counts[f"asgi__group__{group}".encode()])
+
+    await until(lambda: subscribers("kept") == 1)
+    assert subscribers("left") == 0
+    await layer.flush()

@@ -10,6 +10,7 @@ import errno
 import json
 import logging
 import math
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -108,6 +109,8 @@ class _Reply:
     # Arguments of a `handoff` tool call, streamed in pieces; None if no call.
     handoff_arguments: str | None = None
     logprobs: list[float] = field(default_factory=list)
+    # The first half of a surrogate pair that ended the last chunk's text.
+    held: str = ""
 
     def absorb(self, chunk: object) -> str:
         """Record `chunk`, one decoded `chat.completion.chunk`, and return its text.
@@ -151,9 +154,38 @@ class _Reply:
                 _text(choice.get("finish_reason")) or self.finish_reason
             )
 
+        text, self.held = _well_formed(self.held + text)
         if text:
             self.parts.append(text)
         return text
+
+    def finish(self) -> str:
+        """What is left when the stream ends: a pair's first half alone."""
+        text, self.held = ("\ufffd" if self.held else ""), ""
+        if text:
+            self.parts.append(text)
+        return text
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _well_formed(text: str) -> tuple[str, str]:
+    """`text` as stored text must be, and what to hold for the next chunk.
+
+    JSON escapes an emoji as a surrogate pair ("\\ud83d\\ude00"), which a
+    server may split over two chunks, and a model can emit half of one.
+    Pairs are joined, a first half at the end is held back for the next
+    chunk, and any other half becomes U+FFFD: no database or tokenizer
+    takes a lone one.
+    """
+    if not _SURROGATE.search(text):
+        return text, ""
+    held = ""
+    if "\ud800" <= text[-1] <= "\udbff":
+        text, held = text[:-1], text[-1]
+    joined = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return joined, held
 
 
 def _text(value: object) -> str:
@@ -262,6 +294,8 @@ class OpenAIEngine:
         finally:
             reading.cancel()
             await chunks.close()
+        if text := reply.finish():
+            yield TextDelta(text)
 
         yield self._completed(request, messages, reply)
 
