@@ -327,6 +327,14 @@ def poses_as_a_person(answer: str) -> bool:
         "I\u02bcm Dana from support.",
         "I\u2032m Dana from support.",
         "I'm Da\u00adna from support.",
+        "Hey, Dana from Kestrel support.",
+        "I'm Dana \N{SLIGHTLY SMILING FACE} from the support team.",
+        "I'm Dana \u2013 from the support team.",
+        "I'm Dana (support team).",
+        "Best,\nDana\nKestrel Support Team",
+        "\u2014 Dana, Kestrel Support",
+        "As a human agent, I checked it.",
+        "Human agent \u2014 your card is fine.",
     ],
 )
 def test_an_answer_posing_as_a_person_is_caught(answer: str) -> None:
@@ -368,6 +376,7 @@ SUPPORT_LINE = RetrievedArticle(
         "Call us on +44 20 7946 9999.",
         "Call our fraud team on 020 7946 9999.",
         "Call +1 212 555 0100 for help.",
+        "Call us on 020\u034f7946\u034f9999.",
     ],
 )
 def test_a_phone_number_no_article_gives_is_caught(answer: str) -> None:
@@ -395,6 +404,15 @@ def test_figures_the_articles_state_pass() -> None:
 
     assert check_answer("A SWIFT transfer costs £5.", [article]) == []
     assert [v.check for v in check_answer("It costs £50.", [article])] == [
+        "unsupported_commitment"
+    ]
+
+
+def test_an_article_stating_an_amount_speaks_of_its_price() -> None:
+    article = RetrievedArticle(1, "Delivery", "Express delivery: £9.99.", 0.9)
+
+    assert check_answer("Express delivery costs £9.99.", [article]) == []
+    assert [v.check for v in check_answer("It costs £19.99.", [article])] == [
         "unsupported_commitment"
     ]
 
@@ -436,6 +454,20 @@ CARD_ARTICLE = RetrievedArticle(
         # Invisible characters inside a figure hide nothing from a reader.
         "We'll re\u200bfund you £\u200b50 within 2 d\u200bays.",
         "It arrives in 2\u00ad days.",
+        "It arrives in 2\u034f days.",  # a combining grapheme joiner
+        "It arrives in 2\u3164days.",  # a Hangul filler
+        "It will be posted on Mon.",
+        "We'll post it Monday.",
+        "It will arrive this Friday.",
+        "It will arrive by 15 March.",
+        "It will arrive on the 12th.",
+        "Call before 17.30 and it ships today.",
+        "It ships at 5 o'clock.",
+        "It ships at noon.",
+        "A replacement costs 5\u20ac.",
+        "A replacement costs 99p.",
+        "A replacement costs CHF 9.",
+        "A replacement costs ten bucks.",
     ],
 )
 def test_a_commitment_in_words_is_caught_as_in_digits(answer: str) -> None:
@@ -452,6 +484,9 @@ def test_a_commitment_in_words_is_caught_as_in_digits(answer: str) -> None:
         "A dispute takes up to a fortnight.",
         "One of our team can look at your credit card limit.",
         "Have a nice day!",
+        "Sat at home? Wed to the app? Sun's out: freeze the card in the app.",
+        "It arrives in between 3 and 5 working days.",
+        "It arrives in up to five working days.",  # the end of the range
     ],
 )
 def test_figures_the_article_states_in_other_words_pass(answer: str) -> None:

@@ -25,7 +25,7 @@ from publicsuffixlist import PublicSuffixList
 from support_bot.privacy import phone_numbers
 
 from .engine import RetrievedArticle
-from .figures import as_read, figures
+from .figures import MONEY, as_read, figures, stated
 from .never_do import broken_rules
 
 # Insults that the word list leaves out; a support answer never needs them.
@@ -174,8 +174,10 @@ _PERSON = re.compile(
             |you're\s+(?:chatting|talking|speaking)\s+(?:with|to)
             |you\s+are\s+(?:chatting|talking|speaking)\s+(?:with|to))\s+
         (?:
-            {_NAME}\s*,?\s+
-            (?:from|of|at|in|on|with|and\s+i|here\s+from|your|a|an|the|one|part)\b
+            {_NAME}\s*
+            (?:[^\w\s(]{{0,3}}\s*
+               (?:from|of|at|in|on|with|and\s+i|here\s+from|your|a|an|the|one|part)\b
+             | \()
             {_AS_STAFF}
           | (?:definitely\s+|really\s+|actually\s+|truly\s+|certainly\s+)?
             (?:
@@ -191,13 +193,18 @@ _PERSON = re.compile(
         )
       | \b{_NAME}\s+(?:here|speaking)\b\s*(?:,|:|from|at|on|with|of)
         {_AS_STAFF}
+      | \b(?:hi|hello|hey|greetings)\b[\s,!]*(?:it's\s+|i'm\s+)?{_NAME}\s*
+        [^\w\s]{{0,3}}\s*(?:from|of|at|here|with|on)\b{_AS_STAFF}
+      | \bas\s+(?:a|an)\s+(?:real|human|live)\s+(?:person|human|agent|being)\b
+      | (?:^|\n)\s*[-\u2013\u2014]+\s*{_NAME}\s*[,(]{_AS_STAFF}
       | \b{_NAME}\s+from\s+(?:the\s+|our\s+)?(?:[\w-]+\s+){{0,2}}{_STAFF}\w*
         (?:\s+team)?\s+here\b
       | \bi\s+(?:work|am\s+working)\s+(?:in|for|on|at|with)\b
         {_AS_STAFF}
-      | (?:^|\n)\s*(?:human\s+agent|support\s+agent|agent\s+{_NAME})\s*:
+      | (?:^|\n)\s*(?:human\s+agent|support\s+agent|agent\s+{_NAME})
+        \s*[:\u2013\u2014-]
       | \b(?:regards|best|thanks|cheers|sincerely|yours)\s*,?\s*\n?\s*{_NAME}
-        \s*(?:\(|,|-|from)\s*{_AS_STAFF}
+        \s*(?:\(|,|-|\u2013|\u2014|from|\n)\s*{_AS_STAFF}
     )
     """,
     re.IGNORECASE,
@@ -239,11 +246,15 @@ def _stated_in_all(articles: Sequence[RetrievedArticle]) -> _Stated:
 @functools.lru_cache(maxsize=4096)
 def _stated_in(sources: str) -> _Stated:
     sources = as_read(sources)
+    amounts = stated(sources)
+    topics = {t for t, pattern in _TOPICS.items() if pattern.search(sources)}
+    # An article that states an amount of money speaks of a price, whether
+    # or not it says "costs" ("Express delivery: £9.99").
+    if any(figure[0] in MONEY for figure in amounts):
+        topics.add("price")
     return _Stated(
-        figures=frozenset(figures(sources)),
-        topics=frozenset(
-            t for t, pattern in _TOPICS.items() if pattern.search(sources)
-        ),
+        figures=frozenset(amounts),
+        topics=frozenset(topics),
         hosts=frozenset(_linked_hosts(sources)),
         phones=frozenset(phone_numbers(sources)),
     )
