@@ -172,14 +172,11 @@ LEAVE_GRACE_SECONDS = 10.0
 
 
 def _present() -> Q:
-    """Agents with a console open that sent its heartbeat in time, or who
-    closed their last one within the grace period."""
+    """Agents with a console open that sent its heartbeat in time, or whose
+    last console closed so recently that it may be coming back."""
     now = timezone.now()
     heard = now - datetime.timedelta(seconds=settings.AGENT_PRESENCE_TIMEOUT)
-    left = now - datetime.timedelta(seconds=LEAVE_GRACE_SECONDS)
-    return Q(last_seen_at__gte=heard) & (
-        Q(consoles_open__gt=0) | Q(last_seen_at__gte=left)
-    )
+    return Q(consoles_open__gt=0, last_seen_at__gte=heard) | Q(present_until__gte=now)
 
 
 def online_agents() -> list[tuple[AgentProfile, int]]:
@@ -406,18 +403,23 @@ def console_opened(user: Any) -> None:
         profile.save(update_fields=["consoles_open", "last_seen_at"])
 
 
-def console_closed(user: Any) -> None:
-    """The agent closed a console (the page was closed or left). With none
-    left open they are offline once LEAVE_GRACE_SECONDS have passed, and
-    what was offered to them and not claimed goes to someone else (or back
-    to the queue) at the next sweep, instead of after the claim timeout."""
+def console_closed(user: Any, *, left: bool) -> None:
+    """A console of the agent closed: `left` when they closed or left the
+    page. With none left open they are offline once LEAVE_GRACE_SECONDS
+    have passed after leaving, or AGENT_PRESENCE_TIMEOUT after a console was
+    cut off; what was offered to them and not claimed then goes to someone
+    else (or back to the queue) at the next sweep, and what they had
+    claimed back to the queue."""
     with transaction.atomic():
         profile = AgentProfile.objects.select_for_update().filter(user=user).first()
         if profile is None or profile.consoles_open == 0:
             return
+        now = timezone.now()
+        grace = LEAVE_GRACE_SECONDS if left else settings.AGENT_PRESENCE_TIMEOUT
         profile.consoles_open -= 1
-        profile.last_seen_at = timezone.now()
-        profile.save(update_fields=["consoles_open", "last_seen_at"])
+        profile.last_seen_at = now
+        profile.present_until = now + datetime.timedelta(seconds=grace)
+        profile.save(update_fields=["consoles_open", "last_seen_at", "present_until"])
 
 
 def agent_checked_in(user: Any, *, connected: bool = False) -> None:

@@ -45,7 +45,7 @@ class EscalationAdmin(admin.ModelAdmin[Escalation]):
 @admin.register(AgentProfile)
 class AgentProfileAdmin(admin.ModelAdmin[AgentProfile]):
     list_display = ["__str__", "capacity", "consoles_open", "last_seen_at"]
-    readonly_fields = ["consoles_open", "last_seen_at"]
+    readonly_fields = ["consoles_open", "last_seen_at", "present_until"]
 
 
 @admin.register(SupportSettings)

@@ -85,12 +85,11 @@ class AgentConsumer(PooledConsumer):
             return
         metrics.socket_closed("agent")
         live.forget(self.channel_layer, self.channel_name)
-        if code in LEFT_CODES:
-            try:
-                await db_async(actions.console_closed)(self.user)
-            except Exception:
-                # The console counts as open until its heartbeat times out.
-                logger.exception("Could not record that a console was closed")
+        try:
+            await db_async(actions.console_closed)(self.user, left=code in LEFT_CODES)
+        except Exception:
+            # The console counts as open until its heartbeat times out.
+            logger.exception("Could not record that a console was closed")
         await self.leave_groups(self.groups_joined)
 
     async def receive(

@@ -80,13 +80,17 @@ class AgentProfile(models.Model):
     capacity = models.PositiveSmallIntegerField(
         default=3, help_text="Conversations this agent handles at once."
     )
-    # Refreshed by the agent console's heartbeat, and set when the agent
-    # closes their last console.
+    # Refreshed by the agent console's heartbeat, and set when a console
+    # closes.
     last_seen_at = models.DateTimeField(null=True, blank=True)
-    # Consoles open, as the agent opened and closed them. A console cut off
-    # (a dropped network, a restarted server) is still counted: it comes
-    # back, and until it does the heartbeat timeout decides.
+    # Consoles open: each socket counts from its opening to its closing,
+    # however it closed.
     consoles_open = models.PositiveIntegerField(default=0)
+    # Once the last console closed, until when the agent still counts as
+    # there: a few seconds after they closed the page (a reload opens the
+    # next), the heartbeat timeout after a console was cut off (a dropped
+    # network, a restarted server), which comes back by itself.
+    present_until = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.name

@@ -95,8 +95,27 @@ async def test_a_console_cut_off_counts_until_the_heartbeat_times_out(
     await console.disconnect(code=CONNECTION_LOST)
     assert await online() == ["dana"]
 
+    # The console never came back: the timeout passes.
     long_ago = timezone.now() - datetime.timedelta(hours=1)
-    await AgentProfile.objects.all().aupdate(last_seen_at=long_ago)
+    await AgentProfile.objects.all().aupdate(
+        last_seen_at=long_ago, present_until=long_ago
+    )
+    assert await online() == []
+
+
+async def test_a_console_cut_off_and_back_leaves_nothing_counted_behind(
+    transactional_db: None, no_grace: None
+) -> None:
+    """A console whose network dropped comes back as a new socket; when the
+    agent then closes it, they are gone, not held by the dropped one."""
+    dana = await sync_to_async(make_agent)("dana", online=False)
+    console = await opened(dana)
+    await console.disconnect(code=CONNECTION_LOST)
+    again = await opened(dana)
+    assert await online() == ["dana"]
+
+    await again.disconnect(code=PAGE_CLOSED)
+
     assert await online() == []
 
 
@@ -142,7 +161,7 @@ def test_an_offer_to_an_agent_who_left_goes_to_someone_else_at_the_sweep(
     assert escalation.assigned_to == first
     second = make_agent("second")
 
-    actions.console_closed(first)  # the claim timeout is far off
+    actions.console_closed(first, left=True)  # the claim timeout is far off
     actions.sweep_escalations()
 
     escalation.refresh_from_db()
@@ -164,7 +183,7 @@ def test_a_conversation_whose_agent_left_goes_back_to_the_queue(
     conversation.refresh_from_db()
     assert (conversation.status, conversation.agent) == ("human", dana)
 
-    actions.console_closed(dana)
+    actions.console_closed(dana, left=True)
     actions.sweep_escalations()
 
     conversation.refresh_from_db()
@@ -192,7 +211,9 @@ async def test_the_customer_of_an_agent_who_left_is_told_and_not_stranded(
     # Her network went and never came back: silent past the heartbeat timeout.
     await console.disconnect(code=CONNECTION_LOST)
     long_ago = timezone.now() - datetime.timedelta(hours=1)
-    await AgentProfile.objects.filter(user=dana).aupdate(last_seen_at=long_ago)
+    await AgentProfile.objects.filter(user=dana).aupdate(
+        last_seen_at=long_ago, present_until=long_ago
+    )
 
     await sync_to_async(actions.sweep_escalations)()
 
