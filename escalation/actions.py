@@ -533,7 +533,9 @@ def claim_conversation(user: Any, conversation_id: Any) -> Conversation:
         if escalation is not None:
             escalation.status = Escalation.Status.CLAIMED
             escalation.claimed_by = user
-            escalation.claimed_at = timezone.now()
+            # Claimed again after its agent left: the wait estimate counts
+            # the wait for the first claim, not the first agent's time.
+            escalation.claimed_at = escalation.claimed_at or timezone.now()
             escalation.save()
         append_system_message(conversation, f"{agent_name(user)} from support joined.")
         _announce_owner(conversation, "claimed")

@@ -195,9 +195,13 @@ def test_a_conversation_whose_agent_left_goes_back_to_the_queue(
     assert told is not None
     assert told.text == actions.AGENT_LEFT_NOTICE.format(name="Dana")
     # Eve takes it as any other offer.
+    first_claim = escalation.claimed_at
     actions.claim_conversation(eve, conversation.pk)
     conversation.refresh_from_db()
+    escalation.refresh_from_db()
     assert (conversation.status, conversation.agent) == ("human", eve)
+    # The wait estimates count the wait for the first claim only.
+    assert (escalation.claimed_by, escalation.claimed_at) == (eve, first_claim)
     assert actions.sweep_escalations() == 0
 
 
