@@ -643,7 +643,9 @@ class WidgetConsumer(PooledConsumer):
 
     async def _join_conversation(self, conversation_id: Any) -> None:
         self.conversation_id = str(conversation_id)
-        await self._join(live.conversation_group(conversation_id))
+        group = live.conversation_group(conversation_id)
+        await self._join(group)
+        live.socket_joined(self.channel_layer, group)
 
     async def _join(self, group: str) -> None:
         try:

@@ -438,6 +438,10 @@ class _LiveText:
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._asker = listener.channel_name if listener is not None else None
+        # A socket joined the conversation: it gets the notice and all the
+        # text so far at the next publish.
+        self._from_the_start = False
+        live.watch_joins(group, self._someone_joined)
 
     @property
     def text(self) -> str:
@@ -483,9 +487,16 @@ class _LiveText:
     def close(self) -> None:
         """The answer is stored: nothing more is published."""
         self._closed = True
+        live.unwatch_joins(self.group, self._someone_joined)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _someone_joined(self) -> None:
+        if self._closed:
+            return
+        self._from_the_start = True
+        self._layer_due()
 
     def _layer_due(self) -> None:
         # The model is slow to start or to go on, or storing is slow: the
@@ -508,6 +519,13 @@ class _LiveText:
                     # Nobody to tell (one tab, no agent): what was written
                     # waits for a later turn, should another socket join.
                     continue
+                if self._from_the_start:
+                    # Index 0 again: a socket that had the start replaces
+                    # its preview with the same text, a new one starts it.
+                    self._from_the_start = False
+                    self._typing_published = False
+                    self._layer.parts = list(self._written)
+                    self._layer.frames = 0
                 if self.typing is not None and not self._typing_published:
                     self._typing_published = True
                     event = {"type": "conversation.typing", "frame": self.typing}

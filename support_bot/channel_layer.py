@@ -52,6 +52,9 @@ JOINED = b"support_bot.layer.joined"
 class BatchingPubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
     """`RedisPubSubChannelLayer`, batching what waits to be sent (see above)."""
 
+    # Every process in a group hears when a socket joins it (live.joined).
+    announces_joins = True
+
     def _get_layer(self) -> RedisPubSubLoopLayer:
         loop = asyncio.get_running_loop()
         layer = self._layers.get(loop)
@@ -246,21 +249,22 @@ class _BatchingShard(RedisSingleShardConnection):  # type: ignore[misc]
             new = list(
                 dict.fromkeys(c for c in channels if c not in self._subscribed_to)
             )
-            if not new:
-                return
-            self._ensure_redis()
-            self._ensure_receiver()
-            try:
-                await self._pubsub.subscribe(*new)
-            except RedisConnectionError:
-                # Redis dropped the pub/sub connection (a restart, an idle
-                # timeout): the first command sent on it fails, and the next
-                # one connects again. Without this, every socket of the
-                # batch would be refused for one dropped connection.
-                await self._pubsub.subscribe(*new)
-            self._subscribed_to.update(new)
-        # Processes already in these groups learn that one more listens.
-        for channel in new:
+            if new:
+                self._ensure_redis()
+                self._ensure_receiver()
+                try:
+                    await self._pubsub.subscribe(*new)
+                except RedisConnectionError:
+                    # Redis dropped the pub/sub connection (a restart, an
+                    # idle timeout): the first command sent on it fails, and
+                    # the next one connects again. Without this, every
+                    # socket of the batch would be refused for one dropped
+                    # connection.
+                    await self._pubsub.subscribe(*new)
+                self._subscribed_to.update(new)
+        # Processes in these groups learn that one more socket listens (an
+        # answer being written there sends it what was written so far).
+        for channel in dict.fromkeys(channels):
             if _is_group(channel):
                 self._publishes.put((channel, JOINED), self._publish_all)
 
@@ -270,6 +274,11 @@ class _BatchingShard(RedisSingleShardConnection):  # type: ignore[misc]
             if isinstance(name, bytes):
                 name = name.decode()
             self.reached_elsewhere.pop(name, None)
+            prefix = f"{self.channel_layer.prefix}__group__"
+            if name.startswith(prefix):
+                from support_bot import live
+
+                live.joined(name[len(prefix) :])
             return
         super()._receive_message(message)
 

@@ -10,7 +10,7 @@ import logging
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -108,6 +108,37 @@ async def flush() -> None:
     loop = asyncio.get_running_loop()
     while pending := [t for t in _senders if t.get_loop() is loop]:
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+# Answers being written, by conversation group: told when a socket joins it,
+# so that they send the newcomer what was written so far.
+_join_watchers: dict[str, set[Callable[[], None]]] = {}
+
+
+def watch_joins(group: str, callback: Callable[[], None]) -> None:
+    _join_watchers.setdefault(group, set()).add(callback)
+
+
+def unwatch_joins(group: str, callback: Callable[[], None]) -> None:
+    watchers = _join_watchers.get(group)
+    if watchers is not None:
+        watchers.discard(callback)
+        if not watchers:
+            del _join_watchers[group]
+
+
+def joined(group: str) -> None:
+    """A socket joined `group`, on this process or (through the layer's
+    marker) another one."""
+    for callback in list(_join_watchers.get(group, ())):
+        callback()
+
+
+def socket_joined(layer: Any, group: str) -> None:
+    """A socket of this process joined `group`. A layer that announces joins
+    to every process (the Redis one) calls `joined` itself, here too."""
+    if not getattr(layer, "announces_joins", False):
+        joined(group)
 
 
 def tell_when_resumed(layer: Any, channel: str) -> None:
