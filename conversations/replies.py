@@ -433,7 +433,7 @@ class _LiveText:
         self._direct_sender: asyncio.Task[None] | None = None
         self._layer = _Pending()
         self._layer_sender: asyncio.Task[None] | None = None
-        self._published_at = time.monotonic()
+        self._started_at = self._published_at = time.monotonic()
         self._typing_published = False
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
@@ -495,8 +495,15 @@ class _LiveText:
     def _someone_joined(self) -> None:
         if self._closed:
             return
-        self._from_the_start = True
-        self._layer_due()
+        if self._typing_published or self._layer.frames:
+            # Published before the socket joined: all of it again.
+            self._from_the_start = True
+            self._layer_due()
+        elif time.monotonic() - self._started_at >= self.LAYER_INTERVAL:
+            # Held back for want of listeners: all of it now.
+            self._layer_due()
+        # Otherwise the first publish, due LAYER_INTERVAL after the start,
+        # carries everything anyway (and a quick answer publishes nothing).
 
     def _layer_due(self) -> None:
         # The model is slow to start or to go on, or storing is slow: the
