@@ -556,23 +556,23 @@ class WidgetConsumer(PooledConsumer):
             if latest is None:
                 return
             await self._join_conversation(latest)
-        async with self.deliver_lock:
-            if self.sent_seq is not None:
-                await self._send_stored_after(self.sent_seq, replay=False)
-        status = await self._send_status("", None)
-        if status == Conversation.Status.WAITING:
-            await self._send_queue_place()
+        await self._catch_up()
 
     async def visitor_conversation(self, event: dict[str, Any]) -> None:
         # Another tab of this visitor started the first conversation, maybe
         # by asking for a person: its status may already be past "bot".
         if self.conversation_id is None:
             await self._join_conversation(event["conversation"])
-            async with self.deliver_lock:
-                if self.sent_seq is not None:
-                    await self._send_stored_after(self.sent_seq, replay=False)
-            if await self._send_status("", None) == Conversation.Status.WAITING:
-                await self._send_queue_place()
+            await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        """What this socket may have missed of its conversation: the messages
+        after the last it sent, the status and the place in the queue."""
+        async with self.deliver_lock:
+            if self.sent_seq is not None:
+                await self._send_stored_after(self.sent_seq, replay=False)
+        if await self._send_status("", None) == Conversation.Status.WAITING:
+            await self._send_queue_place()
 
     # --- delivery -----------------------------------------------------------
 

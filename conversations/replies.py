@@ -312,8 +312,8 @@ async def _answer(
     # that the bot answers.
     typing = None if only_if_sure else _typing_frame(bot.name, stream_id, question_seq)
     live_text = _LiveText(group, stream_id, question_seq, listener, typing=typing)
-    await live_text.start()
     try:
+        await live_text.start()
         return await _write(ctx, bot, live_text, started, only_if_sure)
     finally:
         # Until the answer is stored, even when storing is slow, the other

@@ -355,12 +355,12 @@ def return_abandoned(conversation_id: Any, user_id: int) -> bool:
         left = agent_name(conversation.agent) if conversation.agent else "Our agent"
         escalation = _open_escalation(conversation)
         if escalation is None:
-            # Unlikely (every claim has one); start a record for the queue.
-            escalation = Escalation.objects.create(
-                conversation=conversation,
-                reason=Escalation.Reason.CUSTOMER_REQUEST,
-                summary=_summary(conversation),
+            # Every claim is of a waiting conversation, which has one.
+            logger.error(
+                "A claimed conversation has no escalation to put back",
+                extra={"conversation_id": str(conversation_id)},
             )
+            return False
         escalation.status = Escalation.Status.QUEUED
         escalation.assigned_to = None
         escalation.routed_at = None

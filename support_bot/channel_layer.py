@@ -38,14 +38,18 @@ from channels_redis.utils import _wrap_close
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from support_bot import live
+
 logger = logging.getLogger(__name__)
 
 # Groups whose latest publish count is kept (a few hundred bytes each).
 REACHED_KEPT = 50_000
 
 RESUMED = {"type": "layer.resumed"}
-# Published to a group by a process that newly joined it, so that the others
-# stop trusting the count of their latest publish; never handed to a socket.
+# Published to a group for each socket that joins it (and for every group
+# again when the pub/sub connection is back): the processes in the group stop
+# trusting the count of their latest publish, and an answer being written
+# there sends its text from the start (live.joined). Never handed to a socket.
 JOINED = b"support_bot.layer.joined"
 
 
@@ -75,8 +79,8 @@ class BatchingPubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
 
         In this process the layer knows its members. For other processes
         it goes by the number of them that the latest publish to the group
-        reached, until a process newly joins the group: it says so (JOINED)
-        and the count is unknown again. Unknown counts as yes.
+        reached, until a socket joins the group: its process says so
+        (JOINED) and the count is unknown again. Unknown counts as yes.
         """
         layer = self._get_layer()
         group_channel = layer._get_group_channel_name(group)
@@ -276,8 +280,6 @@ class _BatchingShard(RedisSingleShardConnection):  # type: ignore[misc]
             self.reached_elsewhere.pop(name, None)
             prefix = f"{self.channel_layer.prefix}__group__"
             if name.startswith(prefix):
-                from support_bot import live
-
                 live.joined(name[len(prefix) :])
             return
         super()._receive_message(message)

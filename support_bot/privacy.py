@@ -398,20 +398,20 @@ def _card_at(groups: list[re.Match[str]]) -> int | None:
 def phone_numbers(text: str) -> dict[str, str]:
     """Each phone number of `text` (as redaction finds them) in E.164, with
     the words it was read from."""
-    region = _phone_region()
     found: dict[str, str] = {}
-    for start, end in _phones(text, region):
-        written = text[start:end]
-        try:
-            number = phonenumbers.parse(written, region)
-        except phonenumbers.NumberParseException:
-            continue
-        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-        found.setdefault(e164, written)
+    for match in _phone_matches(text, _phone_region()):
+        e164 = phonenumbers.format_number(
+            match.number, phonenumbers.PhoneNumberFormat.E164
+        )
+        found.setdefault(e164, match.raw_string)
     return found
 
 
 def _phones(text: str, region: str) -> Iterable[Span]:
+    return ((match.start, match.end) for match in _phone_matches(text, region))
+
+
+def _phone_matches(text: str, region: str) -> Iterable[phonenumbers.PhoneNumberMatch]:
     # A number valid in its region's numbering plan is one; that check keeps
     # dates, times, amounts and reference numbers out. So is a number written
     # the way people write their own, with a "+", a leading 0 or a bracketed
@@ -424,7 +424,7 @@ def _phones(text: str, region: str) -> Iterable[Span]:
         if phonenumbers.is_valid_number(match.number) or _written_as_phone(
             match.raw_string
         ):
-            yield match.start, match.end
+            yield match
 
 
 def _written_as_phone(raw: str) -> bool:

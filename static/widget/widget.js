@@ -1138,9 +1138,7 @@
 
   // Characters as the server counts them (code points, so an emoji is one).
   function charCount(text) {
-    let n = 0;
-    for (const _ of text) n += 1;
-    return n;
+    return [...text].length;
   }
 
   function updateCount() {
@@ -1519,9 +1517,16 @@
     }
 
     function dismiss() {
+      keepingFocus(() => {
+        card.hidden = true;
+        place();
+      });
+    }
+
+    // Focus on a part of the card that `hide` hides moves on, not to the page.
+    function keepingFocus(hide) {
       const focusInside = card.contains(ui.shadow.activeElement);
-      card.hidden = true;
-      place();
+      hide();
       if (focusInside) (isOpen() ? ui.input : ui.launcher).focus();
     }
 
@@ -1547,9 +1552,7 @@
       save(askedKey, ratingFor);
       sendButton.disabled = skip.disabled = true;
       // Only the thanks is left, so the conversation above stays in view.
-      const focusInside = card.contains(ui.shadow.activeElement);
-      card.classList.add('done');
-      if (focusInside) (isOpen() ? ui.input : ui.launcher).focus();
+      keepingFocus(() => card.classList.add('done'));
       note.textContent = 'Thank you for your rating!';
       setTimeout(dismiss, 2000);
     });

@@ -70,18 +70,6 @@ _PHRASES = [
 _CURRENCIES = {"pound": "£", "quid": "£", "gbp": "£", "dollar": "$", "usd": "$"}
 _CURRENCIES |= {"euro": "€", "eur": "€", "buck": "$", "yen": "¥", "jpy": "¥"}
 _CURRENCIES |= {"chf": "CHF "}
-_DAYS = {
-    "mon": "monday",
-    "tue": "tuesday",
-    "tues": "tuesday",
-    "wed": "wednesday",
-    "thu": "thursday",
-    "thur": "thursday",
-    "thurs": "thursday",
-    "fri": "friday",
-    "sat": "saturday",
-    "sun": "sunday",
-}
 # A unit as a multiple of its family's smallest.
 _SPANS = {
     "minute": ("minute", 1),
@@ -171,7 +159,7 @@ def _spelling(match: re.Match[str]) -> str:
     if match["weekday"]:
         return match["weekday"]
     if match["shortday"]:
-        return _DAYS[match["shortday"]]
+        return next(d for d in _WEEKDAYS.split("|") if d.startswith(match["shortday"]))
     if match["half"]:
         # "5pm" and "17:00" are one time; "12am" is midnight.
         hour = int(match["hour"]) % 12 + (12 if match["half"] == "p" else 0)

@@ -212,8 +212,8 @@ _PERSON = re.compile(
 
 
 def _poses_as_a_person(text: str) -> list[Violation]:
-    plain = as_read(text)
-    if _MARKER.search(plain) or _PERSON.search(plain):
+    """Precondition: `text` is as read (check_answer)."""
+    if _MARKER.search(text) or _PERSON.search(text):
         return [Violation("impersonation", "the answer presents itself as a person")]
     return []
 
